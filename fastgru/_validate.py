@@ -1,0 +1,89 @@
+"""Input checks and casts, done once at the API boundary. Kernels trust what passes."""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_dtype(dtype):
+    """The compute dtype: float32 or float64, given as a name, type or dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _to_numpy(a):
+    """np.asarray that also takes framework tensors (detached, on the CPU) without importing them."""
+    if hasattr(a, "detach") and hasattr(a, "cpu"):
+        a = a.detach().cpu()
+    return np.asarray(a)
+
+
+def float_array(a, name, dtype, shape=None, ndim=None, copy=False):
+    """Check that ``a`` is a real floating array and return it C-contiguous in ``dtype``.
+
+    ``shape`` is a tuple with None for any size; ``ndim`` an int or a tuple of allowed
+    ndims. Never returns the caller's own array when ``copy`` is set.
+    """
+    if a is None:
+        raise TypeError(f"{name} must be an array, got None")
+    arr = _to_numpy(a)
+    kind = arr.dtype.kind
+    if kind not in "f":
+        what = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",
+                "O": "object"}.get(kind, str(arr.dtype))
+        raise TypeError(f"{name} must hold real floating-point numbers, got {what} dtype {arr.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            expect = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{name} must be {expect}, got {arr.ndim}-D with shape {arr.shape}")
+    if shape is not None:
+        if arr.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, arr.shape)):
+            expect = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {expect}, got {arr.shape}")
+    if copy:
+        return np.array(arr, dtype=dtype, order="C", copy=True)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def lengths_array(lengths, batch, steps):
+    """Validate per-sequence lengths: (B,) integers in [0, T]. None means all T."""
+    if lengths is None:
+        return np.full(batch, steps, dtype=np.int64)
+    arr = _to_numpy(lengths)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},) (one per sequence), got {arr.shape}")
+    if batch and (arr.min() < 0 or arr.max() > steps):
+        raise ValueError(f"lengths must lie in [0, {steps}] (the number of steps), "
+                         f"got values from {arr.min()} to {arr.max()}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return int(value)
+
+
+def reset_mode(reset):
+    if reset not in ("after", "before"):
+        raise ValueError(f'reset must be "after" or "before", got {reset!r}')
+    return reset
+
+
+def dropout_rate(p):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"dropout must be a number in [0, 1), got {type(p).__name__} {p!r}")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {p}")
+    return float(p)

@@ -1,0 +1,97 @@
+"""Backend registry: neutral names to implementations, imported on first use.
+
+Each backend module has ``forward`` and ``backward`` with the signatures of
+``fastgru.backends.reference``. Nothing is imported or compiled until a backend
+is asked for, so ``import fastgru`` stays cheap.
+"""
+import importlib
+import os
+import warnings
+
+NAMES = ("numba", "cython", "numpy")
+_MODULES = {
+    "numba": "fastgru.backends.numba_backend",
+    "cython": "fastgru.backends.cython_backend",
+    "numpy": "fastgru.backends.reference",
+}
+_HOW_TO_GET = {
+    "numba": "pip install numba",
+    "cython": "reinstall fastgru from source with a C compiler (pip install --no-binary fastgru fastgru)",
+}
+_loaded = {}
+_failures = {}
+_current = None
+
+
+class BackendUnavailable(ImportError):
+    """A backend was asked for by name but cannot be imported here."""
+
+
+def _try_load(name):
+    if name in _loaded:
+        return _loaded[name]
+    if name in _failures:
+        return None
+    try:
+        module = importlib.import_module(_MODULES[name])
+    except ImportError as exc:
+        _failures[name] = exc
+        return None
+    _loaded[name] = module
+    return module
+
+
+def _check_name(name, allow_auto=False):
+    names = NAMES + (("auto",) if allow_auto else ())
+    if name not in names:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, names))}, got {name!r}")
+
+
+def load(name):
+    """The module of backend ``name``; BackendUnavailable if it cannot be imported."""
+    _check_name(name)
+    module = _try_load(name)
+    if module is None:
+        raise BackendUnavailable(
+            f"fastgru backend {name!r} is not available: {_failures[name]}"
+            + (f" (to get it: {_HOW_TO_GET[name]})" if name in _HOW_TO_GET else ""))
+    return module
+
+
+def available_backends():
+    """Names of the backends that import here, fastest first."""
+    return [name for name in NAMES if _try_load(name) is not None]
+
+
+def _auto():
+    for name in NAMES:
+        if _try_load(name) is not None:
+            break
+    skipped = [n for n in NAMES[:NAMES.index(name)]]
+    if skipped:
+        why = "; ".join(f"{n}: {_failures[n]} (to get it: {_HOW_TO_GET[n]})" for n in skipped)
+        warnings.warn(f"fastgru: falling back to the {name!r} backend ({why})",
+                      RuntimeWarning, stacklevel=4)
+    return name
+
+
+def get_backend():
+    """The name of the backend in use: set_backend's choice, else FASTGRU_BACKEND, else auto."""
+    global _current
+    if _current is None:
+        requested = os.environ.get("FASTGRU_BACKEND", "auto").strip().lower() or "auto"
+        _check_name(requested, allow_auto=True)
+        _current = _auto() if requested == "auto" else load(requested) and requested
+    return _current
+
+
+def set_backend(name):
+    """Use backend ``name`` ("numba", "cython", "numpy" or "auto") from now on."""
+    global _current
+    _check_name(name, allow_auto=True)
+    _current = _auto() if name == "auto" else load(name) and name
+
+
+def current():
+    """The module of the backend in use."""
+    return load(get_backend())

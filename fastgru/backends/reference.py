@@ -1,0 +1,136 @@
+"""NumPy reference backend: the GRU equations, one line each. The oracle.
+
+For one layer and one direction, input x_t (B, I) and state h (B, H), with
+PyTorch's gate order r, z, n::
+
+    r  = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr)
+    z  = sigmoid(x W_iz^T + b_iz + h W_hz^T + b_hz)
+    reset="after":   hn_lin = h W_hn^T + b_hn           n = tanh(x W_in^T + b_in + r * hn_lin)
+    reset="before":  rh = r * h                          n = tanh(x W_in^T + b_in + rh W_hn^T + b_hn)
+    h' = (1 - z) * n + z * h
+
+Steps with t >= lengths[b] are skipped: the state is frozen and the output is 0.
+The reverse direction walks t = T-1 .. 0, so it starts at step lengths[b] - 1.
+
+Every backend exposes ``forward`` and ``backward`` with the signatures below.
+Kernels trust their inputs (validated in ``fastgru.functional``) and write into
+the arrays they are given.
+"""
+import numpy as np
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def split_gates(m, H):
+    """Split stacked (..., 3H) rows into the r, z, n parts."""
+    return m[..., :H], m[..., H:2 * H], m[..., 2 * H:]
+
+
+def time_order(T, reverse):
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
+            out, h_n, h_prev, gates, aux):
+    """One GRU layer over a sequence.
+
+    Parameters
+    ----------
+    x : (T, B, I) IN
+    h0 : (B, H) IN
+    w_ih : (3H, I), w_hh : (3H, H), b_ih, b_hh : (3H,) IN
+    lengths : (B,) int64 IN, each in [0, T]
+    reverse, reset_after : bool IN
+    out : (T, B, H) OUT, h_n : (B, H) OUT
+    h_prev : (T, B, H) OUT, the state entering each step (or shape (0, B, H): not kept)
+    gates : (T, B, 3H) OUT, r, z, n after their activations (or (0, B, 3H))
+    aux : (T, B, H) OUT, what backward needs beside the gates (or (0, B, H)):
+        hn_lin for reset="after", rh for reset="before"
+    """
+    T = x.shape[0]
+    H = h0.shape[1]
+    keep = h_prev.shape[0] == T
+    W_ir, W_iz, W_in = split_gates(w_ih.T, H)
+    W_hr, W_hz, W_hn = split_gates(w_hh.T, H)
+    b_ir, b_iz, b_in = split_gates(b_ih, H)
+    b_hr, b_hz, b_hn = split_gates(b_hh, H)
+    h = h0.copy()
+    for t in time_order(T, reverse):
+        x_t = x[t]
+        valid = (t < lengths)[:, None]
+        r = sigmoid(x_t @ W_ir + b_ir + h @ W_hr + b_hr)
+        z = sigmoid(x_t @ W_iz + b_iz + h @ W_hz + b_hz)
+        if reset_after:
+            hn_lin = h @ W_hn + b_hn
+            n = np.tanh(x_t @ W_in + b_in + r * hn_lin)
+            kept = hn_lin
+        else:
+            rh = r * h
+            n = np.tanh(x_t @ W_in + b_in + rh @ W_hn + b_hn)
+            kept = rh
+        h_new = (1 - z) * n + z * h
+        if keep:
+            h_prev[t] = h
+            gates[t] = np.concatenate([r, z, n], axis=1)
+            aux[t] = kept
+        out[t] = np.where(valid, h_new, 0)
+        h = np.where(valid, h_new, h)
+    h_n[...] = h
+
+
+def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
+             h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
+    """Backpropagation through time for one layer.
+
+    Parameters
+    ----------
+    d_out : (T, B, H) IN, d_h_n : (B, H) IN
+    x, w_ih, w_hh, lengths, reverse, reset_after : as given to ``forward`` IN
+    h_prev, gates, aux : the cache ``forward`` filled IN
+    dx : (T, B, I) OUT, dh0 : (B, H) OUT
+    dw_ih : (3H, I), dw_hh : (3H, H), db_ih, db_hh : (3H,) OUT, overwritten (not accumulated)
+    """
+    T = x.shape[0]
+    H = d_h_n.shape[1]
+    W_hn = w_hh[2 * H:]
+    dh = d_h_n.copy()
+    dw_ih[...] = 0
+    dw_hh[...] = 0
+    db_ih[...] = 0
+    db_hh[...] = 0
+    for t in reversed(time_order(T, reverse)):
+        valid = (t < lengths)[:, None]
+        h = h_prev[t]
+        r, z, n = split_gates(gates[t], H)
+        dh_t = dh + np.where(valid, d_out[t], 0)
+        dn = dh_t * (1 - z)
+        dz = dh_t * (h - n)
+        dn_pre = dn * (1 - n * n)
+        dz_pre = dz * z * (1 - z)
+        if reset_after:
+            hn_lin = aux[t]
+            dhn = dn_pre * r
+            dr = dn_pre * hn_lin
+            dr_pre = dr * r * (1 - r)
+        else:
+            dhn = dn_pre
+            drh = dn_pre @ W_hn
+            dr = drh * h
+            dr_pre = dr * r * (1 - r)
+        d_ih = np.where(valid, np.concatenate([dr_pre, dz_pre, dn_pre], axis=1), 0)
+        d_hh = np.where(valid, np.concatenate([dr_pre, dz_pre, dhn], axis=1), 0)
+        dx[t] = d_ih @ w_ih
+        dw_ih += d_ih.T @ x[t]
+        db_ih += d_ih.sum(axis=0)
+        db_hh += d_hh.sum(axis=0)
+        if reset_after:
+            dw_hh += d_hh.T @ h
+            dh_prev = dh_t * z + d_hh @ w_hh
+        else:
+            dw_hh[:2 * H] += d_hh[:, :2 * H].T @ h
+            dw_hh[2 * H:] += d_hh[:, 2 * H:].T @ aux[t]
+            dh_prev = dh_t * z + drh * r + d_hh[:, :2 * H] @ w_hh[:2 * H]
+        dh = np.where(valid, dh_prev, dh)
+    dh0[...] = dh

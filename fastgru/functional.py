@@ -1,0 +1,128 @@
+"""One GRU layer, one direction: validate, allocate, dispatch to the backend.
+
+This is the kernels' public face; ``fastgru.nn.GRU`` composes layers and
+directions from it.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _validate as v
+from . import backends
+
+
+class GRUCache(NamedTuple):
+    """What ``gru_backward`` needs from ``gru_forward``; treat it as opaque."""
+    backend: object
+    x: np.ndarray          # (T, B, I), a private copy
+    w_ih: np.ndarray       # (3H, I)
+    w_hh: np.ndarray       # (3H, H)
+    lengths: np.ndarray    # (B,) int64
+    reverse: bool
+    reset_after: bool
+    h_prev: np.ndarray     # (T, B, H) the state entering each step
+    gates: np.ndarray      # (T, B, 3H) r, z, n after their activations
+    aux: np.ndarray        # (T, B, H) hn_lin (reset="after") or r * h (reset="before")
+
+
+def _compute_dtype(*arrays):
+    """float64 if any argument is float64 (or wider), else float32."""
+    wide = any(np.asarray(a).dtype.kind == "f" and np.asarray(a).dtype.itemsize >= 8
+               for a in arrays if a is not None)
+    return np.dtype(np.float64 if wide else np.float32)
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset="after", lengths=None,
+                reverse=False, need_cache=False, dtype=None):
+    """Run one GRU layer in one direction over a time-major sequence.
+
+    Parameters
+    ----------
+    x : (T, B, I) float array
+    h0 : (B, H) float array, or None for zeros
+    w_ih : (3H, I), w_hh : (3H, H); gate order r, z, n
+    b_ih, b_hh : (3H,) or None for no bias
+    reset : "after" (PyTorch) or "before" (Cho et al., the seed article)
+    lengths : (B,) ints in [0, T], or None for all T
+    reverse : walk t = T-1 .. 0 (each sequence starting at its own last step)
+    need_cache : keep what ``gru_backward`` needs
+    dtype : float32 or float64; default float64 if any input is, else float32
+
+    Returns
+    -------
+    out : (T, B, H), h_n : (B, H), cache : GRUCache or None
+    """
+    dt = v.as_dtype(dtype) if dtype is not None else _compute_dtype(x, h0, w_ih, w_hh, b_ih, b_hh)
+    reset_after = v.reset_mode(reset) == "after"
+    x = v.float_array(x, "x", dt, ndim=3, copy=need_cache)
+    T, B, I = x.shape
+    w_hh = v.float_array(w_hh, "w_hh", dt, ndim=2)
+    G, H = w_hh.shape
+    if G != 3 * H or H == 0:
+        raise ValueError(f"w_hh must have shape (3*H, H) with H > 0, got {w_hh.shape}")
+    w_ih = v.float_array(w_ih, "w_ih", dt, shape=(G, None))
+    if w_ih.shape[1] != I:
+        raise ValueError(f"x has {I} features but w_ih has shape {w_ih.shape}, expected ({G}, {I})")
+    b_ih = np.zeros(G, dt) if b_ih is None else v.float_array(b_ih, "b_ih", dt, shape=(G,))
+    b_hh = np.zeros(G, dt) if b_hh is None else v.float_array(b_hh, "b_hh", dt, shape=(G,))
+    h0 = np.zeros((B, H), dt) if h0 is None else v.float_array(h0, "h0", dt, shape=(B, H))
+    lengths = v.lengths_array(lengths, B, T)
+    reverse = bool(reverse)
+
+    out = np.empty((T, B, H), dt)
+    h_n = np.empty((B, H), dt)
+    kept = T if need_cache else 0
+    h_prev = np.empty((kept, B, H), dt)
+    gates = np.empty((kept, B, G), dt)
+    aux = np.empty((kept, B, H), dt)
+    backend = backends.current()
+    if T == 0 or B == 0:
+        out[...] = 0
+        h_n[...] = h0
+    else:
+        backend.forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
+                        out, h_n, h_prev, gates, aux)
+    cache = None
+    if need_cache:
+        cache = GRUCache(backend, x, w_ih, w_hh, lengths, reverse, reset_after, h_prev, gates, aux)
+    return out, h_n, cache
+
+
+def gru_backward(d_out, d_h_n, cache):
+    """Gradients of one layer, given the loss gradients at its outputs.
+
+    Parameters
+    ----------
+    d_out : (T, B, H) or None for zeros;  d_h_n : (B, H) or None for zeros
+    cache : the GRUCache from ``gru_forward(..., need_cache=True)``
+
+    Returns
+    -------
+    dx (T, B, I), dh0 (B, H), dw_ih (3H, I), dw_hh (3H, H), db_ih (3H,), db_hh (3H,)
+    """
+    if not isinstance(cache, GRUCache):
+        raise TypeError("cache must be the GRUCache returned by gru_forward(..., need_cache=True), "
+                        f"got {type(cache).__name__}")
+    x, w_ih, w_hh = cache.x, cache.w_ih, cache.w_hh
+    dt = x.dtype
+    T, B, I = x.shape
+    G, H = w_hh.shape
+    d_out = np.zeros((T, B, H), dt) if d_out is None else v.float_array(
+        d_out, "d_out", dt, shape=(T, B, H))
+    d_h_n = np.zeros((B, H), dt) if d_h_n is None else v.float_array(
+        d_h_n, "d_h_n", dt, shape=(B, H))
+    dx = np.empty((T, B, I), dt)
+    dh0 = np.empty((B, H), dt)
+    dw_ih = np.empty((G, I), dt)
+    dw_hh = np.empty((G, H), dt)
+    db_ih = np.empty(G, dt)
+    db_hh = np.empty(G, dt)
+    if T == 0 or B == 0:
+        for a in (dx, dw_ih, dw_hh, db_ih, db_hh):
+            a[...] = 0
+        dh0[...] = d_h_n
+    else:
+        cache.backend.backward(d_out, d_h_n, x, w_ih, w_hh, cache.lengths, cache.reverse,
+                               cache.reset_after, cache.h_prev, cache.gates, cache.aux,
+                               dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh

@@ -1,0 +1,205 @@
+"""GRU and GRUCell layers: stacks of one-direction kernels, dropout, layouts."""
+import numpy as np
+
+from .. import _validate as v
+from ..functional import gru_backward, gru_forward
+from .module import Module
+
+
+def _uniform_init(module, shapes, fan, seed):
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(fan)
+    for name, shape in shapes:
+        module._add(name, rng.uniform(-bound, bound, size=shape))
+    return rng
+
+
+class GRU(Module):
+    """A multi-layer GRU with PyTorch's parameters, layouts and semantics.
+
+    Input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I).
+    h0 and h_n are (num_layers * num_directions, B, H), or (L*D, H) unbatched.
+    Parameters are named as in torch.nn.GRU (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...).
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, reset="after", dtype="float32", seed=None):
+        super().__init__(dtype)
+        self.input_size = v.positive_int(input_size, "input_size")
+        self.hidden_size = v.positive_int(hidden_size, "hidden_size")
+        self.num_layers = v.positive_int(num_layers, "num_layers")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = v.dropout_rate(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.reset = v.reset_mode(reset)
+        self.num_directions = 2 if self.bidirectional else 1
+        H, D = self.hidden_size, self.num_directions
+        shapes = []
+        for k in range(self.num_layers):
+            in_k = self.input_size if k == 0 else H * D
+            for suffix in ("", "_reverse")[:D]:
+                shapes += [(f"weight_ih_l{k}{suffix}", (3 * H, in_k)),
+                           (f"weight_hh_l{k}{suffix}", (3 * H, H))]
+                if self.bias:
+                    shapes += [(f"bias_ih_l{k}{suffix}", (3 * H,)),
+                               (f"bias_hh_l{k}{suffix}", (3 * H,))]
+        self._rng = _uniform_init(self, shapes, H, seed)
+        self._tape = None
+
+    def __repr__(self):
+        return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bias={self.bias}, batch_first={self.batch_first}, dropout={self.dropout}, "
+                f"bidirectional={self.bidirectional}, reset={self.reset!r}, dtype={self.dtype.name!r})")
+
+    def _weights(self, k, d):
+        suffix = f"l{k}" + ("_reverse" if d else "")
+        p = self._params
+        bias = [p[f"bias_ih_{suffix}"], p[f"bias_hh_{suffix}"]] if self.bias else [None, None]
+        return [p[f"weight_ih_{suffix}"], p[f"weight_hh_{suffix}"]] + bias
+
+    def __call__(self, x, h0=None, lengths=None):
+        """Inference: (out, h_n), keeping nothing for backward."""
+        return self.forward(x, h0, lengths, train=False)
+
+    def _inputs(self, x, h0, lengths):
+        """Validate and bring to time-major (T, B, I) and (L*D, B, H)."""
+        x = v.float_array(x, "x", self.dtype, ndim=(2, 3))
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        T, B, I = x.shape
+        if I != self.input_size:
+            raise ValueError(f"x must have {self.input_size} features (input_size) in its last "
+                             f"dimension, got {I} (shape {x.shape})")
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        if h0 is None:
+            h0 = np.zeros((LD, B, H), self.dtype)
+        elif unbatched:
+            h0 = v.float_array(h0, "h0", self.dtype, shape=(LD, H))[:, None, :]
+        else:
+            h0 = v.float_array(h0, "h0", self.dtype, shape=(LD, B, H))
+        if unbatched and lengths is not None:
+            lengths = np.asarray(lengths).reshape(-1) if np.ndim(lengths) == 0 else lengths
+        lengths = v.lengths_array(lengths, B, T)
+        return np.ascontiguousarray(x), h0, lengths, unbatched
+
+    def _outputs(self, out, h_n, unbatched):
+        if unbatched:
+            return out[:, 0, :], h_n[:, 0, :]
+        if self.batch_first:
+            out = np.ascontiguousarray(out.transpose(1, 0, 2))
+        return out, h_n
+
+    def forward(self, x, h0=None, lengths=None, train=True):
+        """Run the GRU. With train=True, dropout is active and backward() can follow.
+
+        Returns out (T, B, D*H) (or batch_first / unbatched layouts) and h_n (L*D, B, H).
+        """
+        x, h0, lengths, unbatched = self._inputs(x, h0, lengths)
+        D, T, B = self.num_directions, x.shape[0], x.shape[1]
+        reset = self.reset
+        layer_in = x
+        h_n = np.empty_like(h0)
+        caches, masks = [], []
+        for k in range(self.num_layers):
+            if k > 0 and train and self.dropout > 0:
+                keep = 1.0 - self.dropout
+                mask = (self._rng.random(layer_in.shape) < keep).astype(self.dtype) / keep
+                layer_in = layer_in * mask
+                masks.append(mask)
+            else:
+                masks.append(None)
+            outs = []
+            for d in range(D):
+                w_ih, w_hh, b_ih, b_hh = [p if p is None else p.data for p in self._weights(k, d)]
+                out, h_n[k * D + d], cache = gru_forward(
+                    layer_in, h0[k * D + d], w_ih, w_hh, b_ih, b_hh, reset=reset, lengths=lengths,
+                    reverse=bool(d), need_cache=train, dtype=self.dtype)
+                outs.append(out)
+                caches.append(cache)
+            layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
+        self._tape = (caches, masks, (T, B), unbatched) if train else None
+        return self._outputs(layer_in, h_n, unbatched)
+
+    def backward(self, d_out, d_h_n=None):
+        """Backpropagate through the last train forward.
+
+        Accumulates into each Parameter's .grad and returns (dx, dh0) in the layouts of
+        forward's x and h0.
+        """
+        if self._tape is None:
+            raise ValueError("backward() needs a preceding forward(..., train=True); "
+                             "calling the layer directly (inference) keeps nothing to backpropagate")
+        caches, masks, (T, B), unbatched = self._tape
+        D, L, H = self.num_directions, self.num_layers, self.hidden_size
+        if unbatched:
+            d_out = v.float_array(d_out, "d_out", self.dtype, shape=(T, D * H))[:, None, :]
+        elif self.batch_first:
+            d_out = v.float_array(d_out, "d_out", self.dtype, shape=(B, T, D * H)).transpose(1, 0, 2)
+        else:
+            d_out = v.float_array(d_out, "d_out", self.dtype, shape=(T, B, D * H))
+        if d_h_n is None:
+            d_h_n = np.zeros((L * D, B, H), self.dtype)
+        elif unbatched:
+            d_h_n = v.float_array(d_h_n, "d_h_n", self.dtype, shape=(L * D, H))[:, None, :]
+        else:
+            d_h_n = v.float_array(d_h_n, "d_h_n", self.dtype, shape=(L * D, B, H))
+        dh0 = np.empty((L * D, B, H), self.dtype)
+        d_layer = d_out
+        for k in reversed(range(L)):
+            d_in = None
+            for d in range(D):
+                grads = gru_backward(d_layer[:, :, d * H:(d + 1) * H], d_h_n[k * D + d],
+                                     caches[k * D + d])
+                dx, dh0[k * D + d] = grads[0], grads[1]
+                for param, g in zip(self._weights(k, d), grads[2:]):
+                    if param is not None:
+                        param.grad += g
+                d_in = dx if d_in is None else d_in + dx
+            if masks[k] is not None:
+                d_in = d_in * masks[k]
+            d_layer = d_in
+        return self._outputs(d_layer, dh0, unbatched)
+
+
+class GRUCell(Module):
+    """One GRU step, for streaming: h' = cell(x_t, h). Parameters as torch.nn.GRUCell."""
+
+    def __init__(self, input_size, hidden_size, bias=True, reset="after", dtype="float32",
+                 seed=None):
+        super().__init__(dtype)
+        self.input_size = v.positive_int(input_size, "input_size")
+        self.hidden_size = v.positive_int(hidden_size, "hidden_size")
+        self.bias = bool(bias)
+        self.reset = v.reset_mode(reset)
+        H = self.hidden_size
+        shapes = [("weight_ih", (3 * H, self.input_size)), ("weight_hh", (3 * H, H))]
+        if self.bias:
+            shapes += [("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]
+        _uniform_init(self, shapes, H, seed)
+
+    def __repr__(self):
+        return (f"GRUCell({self.input_size}, {self.hidden_size}, bias={self.bias}, "
+                f"reset={self.reset!r}, dtype={self.dtype.name!r})")
+
+    def __call__(self, x, h=None):
+        """x (B, I) or (I,); h (B, H) or (H,) or None for zeros. Returns the next state."""
+        x = v.float_array(x, "x", self.dtype, ndim=(1, 2))
+        unbatched = x.ndim == 1
+        xb = x[None, :] if unbatched else x
+        if xb.shape[1] != self.input_size:
+            raise ValueError(f"x must have {self.input_size} features (input_size), "
+                             f"got shape {x.shape}")
+        H = self.hidden_size
+        if h is not None:
+            h = v.float_array(h, "h", self.dtype, shape=(H,) if unbatched else (xb.shape[0], H))
+            h = h[None, :] if unbatched else h
+        p = self._params
+        _, h_new, _ = gru_forward(xb[None], h, p["weight_ih"].data, p["weight_hh"].data,
+                                  p["bias_ih"].data if self.bias else None,
+                                  p["bias_hh"].data if self.bias else None,
+                                  reset=self.reset, dtype=self.dtype)
+        return h_new[0] if unbatched else h_new

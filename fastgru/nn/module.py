@@ -1,0 +1,79 @@
+"""Parameter and the small Module base that layers share: parameters, state dicts, grads."""
+import numpy as np
+
+from .. import _validate as v
+
+
+class Parameter:
+    """A trainable array and its gradient (same shape and dtype), both NumPy arrays."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data, dtype=None):
+        arr = np.asarray(data)
+        self.data = np.array(arr, dtype=v.as_dtype(dtype or arr.dtype), order="C", copy=True)
+        self.grad = np.zeros_like(self.data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def zero_grad(self):
+        self.grad[...] = 0
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Holds named Parameters in a fixed order (PyTorch's, for the layers here)."""
+
+    def __init__(self, dtype):
+        self.dtype = v.as_dtype(dtype)
+        self._params = {}
+
+    def _add(self, name, data):
+        self._params[name] = Parameter(data, self.dtype)
+        return self._params[name]
+
+    def named_parameters(self):
+        return list(self._params.items())
+
+    def parameters(self):
+        """The Parameters, in state-dict order."""
+        return list(self._params.values())
+
+    def zero_grad(self):
+        for p in self._params.values():
+            p.zero_grad()
+
+    def state_dict(self):
+        """{name: copy of the parameter's array}."""
+        return {name: p.data.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state):
+        """Copy arrays (NumPy or array-likes such as torch tensors) into the Parameters.
+
+        Every key must be present and no other; shapes must match exactly.
+        """
+        if not hasattr(state, "keys"):
+            raise TypeError(f"state must be a mapping of name to array, got {type(state).__name__}")
+        missing = [k for k in self._params if k not in state]
+        unexpected = [k for k in state if k not in self._params]
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                             f"unexpected keys {unexpected}; expected exactly {list(self._params)}")
+        arrays = {name: v.float_array(state[name], name, self.dtype, shape=p.shape)
+                  for name, p in self._params.items()}
+        for name, arr in arrays.items():   # all checked before anything is written
+            self._params[name].data[...] = arr
+
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

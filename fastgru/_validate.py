@@ -45,7 +45,8 @@ def float_array(a, name, dtype, shape=None, ndim=None, copy=False):
             raise ValueError(f"{name} must be {expect}, got {arr.ndim}-D with shape {arr.shape}")
     if shape is not None:
         if arr.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, arr.shape)):
-            expect = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            dims = ["*" if s is None else str(s) for s in shape]
+            expect = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
             raise ValueError(f"{name} must have shape {expect}, got {arr.shape}")
     if copy:
         return np.array(arr, dtype=dtype, order="C", copy=True)

@@ -1,0 +1,39 @@
+"""Shared test helpers: tolerances from DESIGN.md's contract, one comparison function."""
+import numpy as np
+
+# max abs diff <= TOL * max(1, max abs expected)
+BACKEND_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-6}
+GOLDEN_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+GRAD_NAMES = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
+
+
+def assert_close(actual, expected, dtype, what, table=BACKEND_TOL):
+    """Shape and dtype first, then max abs diff scaled by max(1, max |expected|)."""
+    dtype = np.dtype(dtype)
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == dtype, f"{what}: dtype {actual.dtype}, expected {dtype}"
+    assert np.all(np.isfinite(actual)), f"{what}: non-finite values"
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    err = float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max(initial=0.0))
+    assert err <= table[dtype] * scale, (
+        f"{what}: max abs diff {err:.3g} > {table[dtype]:g} * {scale:.3g} ({dtype})")
+    return err / scale
+
+
+def random_problem(rng, T, B, I, H, dtype, lengths=False, h0=True):
+    """Inputs for one layer with non-zero, different biases; values keep tanh unsaturated."""
+    def f(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+    s = 1.0 / np.sqrt(H)
+    return dict(
+        x=f(T, B, I), h0=f(B, H, scale=0.5) if h0 else None,
+        w_ih=f(3 * H, I, scale=s), w_hh=f(3 * H, H, scale=s),
+        b_ih=f(3 * H, scale=0.3), b_hh=f(3 * H, scale=0.3),
+        lengths=rng.integers(0, T + 1, B) if lengths else None)
+
+
+def upstream(rng, T, B, H, dtype):
+    return (rng.standard_normal((T, B, H)).astype(dtype),
+            rng.standard_normal((B, H)).astype(dtype))

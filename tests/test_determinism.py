@@ -1,0 +1,73 @@
+"""Bitwise reproducibility: the same call twice, 1 vs 2 threads, and 8 Python threads at once."""
+import threading
+
+import numpy as np
+import pytest
+
+import fastgru
+from helpers import random_problem, upstream
+
+
+def forward_backward(p, reset):
+    T, B, _ = p["x"].shape
+    H = p["w_hh"].shape[1]
+    out, h_n, cache = fastgru.gru_forward(reset=reset, need_cache=True, **p)
+    d_out, d_h_n = upstream(np.random.default_rng(1), T, B, H, p["x"].dtype)
+    return (out, h_n) + fastgru.gru_backward(d_out, d_h_n, cache)
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_repeated_calls_bitwise_equal(backend, dtype, rng, reset):
+    p = random_problem(rng, 9, 13, 5, 7, dtype, lengths=True)
+    first = forward_backward(p, reset)
+    for _ in range(2):
+        for a, b in zip(forward_backward(p, reset), first):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_one_vs_two_numba_threads_bitwise_equal(dtype, rng, reset):
+    numba = pytest.importorskip("numba")
+    if "numba" not in fastgru.available_backends():
+        pytest.skip("numba backend not available")
+    before_backend, before_threads = fastgru.get_backend(), numba.get_num_threads()
+    p = random_problem(rng, 8, 37, 6, 9, dtype, lengths=True)
+    try:
+        fastgru.set_backend("numba")
+        results = []
+        for n in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(n)
+            results.append(forward_backward(p, reset))
+    finally:
+        numba.set_num_threads(before_threads)
+        fastgru.set_backend(before_backend)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_eight_python_threads_match_serial(backend, rng):
+    gru = fastgru.GRU(4, 16, num_layers=2, bidirectional=True, seed=0)
+    xs = [rng.standard_normal((20, 5, 4)).astype(np.float32) for _ in range(8)]
+    serial = [gru(x) for x in xs]
+    results = [None] * 8
+    errors = []
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        try:
+            barrier.wait()
+            for _ in range(3):
+                results[i] = gru(xs[i])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    for (out, h_n), (want_out, want_h_n) in zip(results, serial):
+        np.testing.assert_array_equal(out, want_out)
+        np.testing.assert_array_equal(h_n, want_h_n)

@@ -1,0 +1,136 @@
+"""Bad input gets a ValueError/TypeError naming what was expected and what was given."""
+import numpy as np
+import pytest
+
+import fastgru
+
+
+@pytest.fixture
+def gru():
+    return fastgru.GRU(3, 4, num_layers=2, seed=0)
+
+
+X = np.zeros((5, 2, 3), np.float32)
+
+
+@pytest.mark.parametrize("x,err,msg", [
+    (np.zeros((5, 2, 3, 1)), ValueError, r"x must be 2-D or 3-D, got 4-D"),
+    (np.zeros(5), ValueError, r"x must be 2-D or 3-D, got 1-D"),
+    (np.zeros((5, 2, 4)), ValueError, r"must have 3 features .* got 4"),
+    (np.zeros((5, 2, 3), np.int64), TypeError, r"x must hold real floating-point .* integer"),
+    (np.zeros((5, 2, 3), np.complex64), TypeError, r"complex"),
+    (np.zeros((5, 2, 3), object), TypeError, r"object"),
+    (np.zeros((5, 2, 3), bool), TypeError, r"boolean"),
+    (None, TypeError, r"x must be an array, got None"),
+])
+def test_bad_x(gru, x, err, msg):
+    with pytest.raises(err, match=msg):
+        gru(x)
+
+
+@pytest.mark.parametrize("h0,msg", [
+    (np.zeros((1, 2, 4)), r"h0 must have shape \(2, 2, 4\), got \(1, 2, 4\)"),
+    (np.zeros((2, 3, 4)), r"h0 must have shape \(2, 2, 4\), got \(2, 3, 4\)"),
+    (np.zeros((2, 4)), r"h0 must have shape \(2, 2, 4\), got \(2, 4\)"),
+])
+def test_bad_h0(gru, h0, msg):
+    with pytest.raises(ValueError, match=msg):
+        gru(X, h0)
+
+
+@pytest.mark.parametrize("lengths,err,msg", [
+    (np.array([5, 2, 1]), ValueError, r"lengths must have shape \(2,\)"),
+    (np.array([[5, 2]]), ValueError, r"lengths must have shape \(2,\)"),
+    (np.array([5.0, 2.0]), TypeError, r"lengths must hold integers, got dtype float64"),
+    (np.array([6, 2]), ValueError, r"lengths must lie in \[0, 5\] .* from 2 to 6"),
+    (np.array([-1, 2]), ValueError, r"lengths must lie in \[0, 5\]"),
+])
+def test_bad_lengths(gru, lengths, err, msg):
+    with pytest.raises(err, match=msg):
+        gru(X, lengths=lengths)
+
+
+def test_bad_upstream_gradients(gru):
+    gru.forward(X)
+    with pytest.raises(ValueError, match=r"d_out must have shape \(5, 2, 4\), got \(5, 2, 3\)"):
+        gru.backward(np.zeros((5, 2, 3)))
+    with pytest.raises(ValueError, match=r"d_h_n must have shape \(2, 2, 4\), got \(1, 2, 4\)"):
+        gru.backward(np.zeros((5, 2, 4)), np.zeros((1, 2, 4)))
+    with pytest.raises(TypeError, match=r"d_out must hold real floating-point"):
+        gru.backward(np.zeros((5, 2, 4), np.int32))
+
+
+def test_backward_needs_train_forward(gru):
+    with pytest.raises(ValueError, match=r"backward\(\) needs a preceding forward\(\.\.\., train=True\)"):
+        gru.backward(np.zeros((5, 2, 4)))
+    gru.forward(X)
+    gru(X)  # inference drops the tape
+    with pytest.raises(ValueError, match="needs a preceding forward"):
+        gru.backward(np.zeros((5, 2, 4)))
+
+
+@pytest.mark.parametrize("kwargs,err,msg", [
+    (dict(reset="middle"), ValueError, r'reset must be "after" or "before", got \'middle\''),
+    (dict(input_size=0), ValueError, r"input_size must be > 0, got 0"),
+    (dict(hidden_size=-2), ValueError, r"hidden_size must be > 0, got -2"),
+    (dict(num_layers=0), ValueError, r"num_layers must be > 0, got 0"),
+    (dict(hidden_size=2.5), TypeError, r"hidden_size must be an int, got float 2.5"),
+    (dict(dropout=1.0), ValueError, r"dropout must lie in \[0, 1\), got 1.0"),
+    (dict(dropout=-0.1), ValueError, r"dropout must lie in \[0, 1\)"),
+    (dict(dtype="int32"), TypeError, r"dtype must be float32 or float64, got int32"),
+    (dict(dtype="float16"), TypeError, r"dtype must be float32 or float64, got float16"),
+])
+def test_bad_constructor_arguments(kwargs, err, msg):
+    args = dict(input_size=3, hidden_size=4)
+    args.update(kwargs)
+    with pytest.raises(err, match=msg):
+        fastgru.GRU(**args)
+
+
+def test_bad_cell_arguments():
+    cell = fastgru.GRUCell(3, 4)
+    with pytest.raises(ValueError, match=r"must have 3 features .* got shape \(2, 5\)"):
+        cell(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"h must have shape \(2, 4\), got \(2, 3\)"):
+        cell(np.zeros((2, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r'reset must be "after" or "before"'):
+        fastgru.GRUCell(3, 4, reset="x")
+
+
+def test_functional_bad_arguments():
+    rng = np.random.default_rng(0)
+    x, h0 = rng.random((4, 2, 3)), rng.random((2, 5))
+    w_ih, w_hh = rng.random((15, 3)), rng.random((15, 5))
+    with pytest.raises(ValueError, match=r"x has 3 features but w_ih has shape \(15, 2\)"):
+        fastgru.gru_forward(x, h0, rng.random((15, 2)), w_hh, None, None)
+    with pytest.raises(ValueError, match=r"w_hh must have shape \(3\*H, H\)"):
+        fastgru.gru_forward(x, h0, w_ih, rng.random((15, 4)), None, None)
+    with pytest.raises(ValueError, match=r"b_ih must have shape \(15,\), got \(5,\)"):
+        fastgru.gru_forward(x, h0, w_ih, w_hh, rng.random(5), None)
+    with pytest.raises(ValueError, match=r'reset must be "after" or "before"'):
+        fastgru.gru_forward(x, h0, w_ih, w_hh, None, None, reset="After")
+    with pytest.raises(TypeError, match=r"cache must be the GRUCache"):
+        fastgru.gru_backward(None, None, {"x": x})
+
+
+def test_load_state_dict_errors(gru):
+    sd = gru.state_dict()
+    bad = dict(sd)
+    del bad["weight_hh_l1"]
+    with pytest.raises(ValueError, match=r"missing keys \['weight_hh_l1'\]"):
+        gru.load_state_dict(bad)
+    with pytest.raises(ValueError, match=r"unexpected keys \['extra'\]"):
+        gru.load_state_dict(dict(sd, extra=np.zeros(3)))
+    with pytest.raises(ValueError, match=r"weight_ih_l0 must have shape \(12, 3\), got \(12, 4\)"):
+        gru.load_state_dict(dict(sd, weight_ih_l0=np.zeros((12, 4))))
+    with pytest.raises(TypeError, match=r"bias_ih_l0 must hold real floating-point"):
+        gru.load_state_dict(dict(sd, bias_ih_l0=np.zeros(12, np.int64)))
+    # a failed load changes nothing
+    after = gru.state_dict()
+    for k in sd:
+        np.testing.assert_array_equal(after[k], sd[k])
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match=r"backend must be one of .* got 'fast'"):
+        fastgru.set_backend("fast")

@@ -1,0 +1,181 @@
+"""ONNX files in and out: export a fastgru GRU, load the GRU nodes of a model.
+
+Needs the ``onnx`` package (``pip install fastgru[onnx]``), imported on first use.
+
+An exported graph has inputs ``input`` (T, B, I), or (B, T, I) for a batch_first GRU,
+optionally ``h0`` (L*D, B, H) and ``lengths`` (B,) int32 (ONNX's sequence_lens), and outputs
+``output`` (T, B, D*H) (batch_first: (B, T, D*H)) and ``h_n`` (L*D, B, H): the names,
+layouts and semantics of ``gru(x, h0, lengths)``. Each layer is one ONNX GRU node;
+Transpose and Reshape nodes turn its Y (T, D, B, H) into the next layer's (T, B, D*H).
+"""
+import numpy as np
+
+from . import convert
+from .nn import GRU
+
+__all__ = ["export", "load"]
+
+DEFAULT_OPSET = 14   # GRU's last change before opset 22 (layout; bfloat16 there is not needed)
+
+# Ops that exporters put between stacked GRU nodes (Y (T, D, B, H) -> (T, B, D*H)).
+_RESHAPING_OPS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Flatten")
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ImportError("fastgru.onnx needs the onnx package: pip install onnx "
+                          "(or pip install 'fastgru[onnx]')") from exc
+    return onnx
+
+
+def _model(gru, opset, h0, lengths):
+    onnx = _onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = TensorProto.DOUBLE if gru.dtype == np.float64 else TensorProto.FLOAT
+    L, D, H = gru.num_layers, gru.num_directions, gru.hidden_size
+    x_shape = ["batch", "time", gru.input_size] if gru.batch_first else ["time", "batch",
+                                                                          gru.input_size]
+    y_shape = ["batch", "time", D * H] if gru.batch_first else ["time", "batch", D * H]
+    inputs = [helper.make_tensor_value_info("input", elem, x_shape)]
+    if h0:
+        inputs.append(helper.make_tensor_value_info("h0", elem, [L * D, "batch", H]))
+    if lengths:
+        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["batch"]))
+    outputs = [helper.make_tensor_value_info("output", elem, y_shape),
+               helper.make_tensor_value_info("h_n", elem, [L * D, "batch", H])]
+    nodes, inits = [], [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "flat_shape")]
+    if h0:
+        inits.append(numpy_helper.from_array(np.array([0], np.int64), "axis0"))
+    layer_in = "input"
+    if gru.batch_first:
+        nodes.append(helper.make_node("Transpose", ["input"], ["input_tm"], perm=[1, 0, 2]))
+        layer_in = "input_tm"
+    h_n_parts = []
+    for k, spec in enumerate(convert.to_onnx(gru)):
+        for key in ("W", "R", "B"):
+            if key in spec:
+                inits.append(numpy_helper.from_array(spec[key], f"{key}_l{k}"))
+        h0_k = ""
+        if h0:
+            inits += [numpy_helper.from_array(np.array([k * D], np.int64), f"h0_start_l{k}"),
+                      numpy_helper.from_array(np.array([(k + 1) * D], np.int64), f"h0_end_l{k}")]
+            nodes.append(helper.make_node("Slice", ["h0", f"h0_start_l{k}", f"h0_end_l{k}",
+                                                    "axis0"], [f"h0_l{k}"]))
+            h0_k = f"h0_l{k}"
+        nodes.append(helper.make_node(
+            "GRU", [layer_in, f"W_l{k}", f"R_l{k}", f"B_l{k}" if "B" in spec else "",
+                    "lengths" if lengths else "", h0_k],
+            [f"Y_l{k}", f"Y_h_l{k}"], name=f"gru_l{k}", hidden_size=H,
+            direction=spec["direction"], linear_before_reset=spec["linear_before_reset"]))
+        nodes += [helper.make_node("Transpose", [f"Y_l{k}"], [f"Y_tbdh_l{k}"], perm=[0, 2, 1, 3]),
+                  helper.make_node("Reshape", [f"Y_tbdh_l{k}", "flat_shape"], [f"out_l{k}"])]
+        layer_in = f"out_l{k}"
+        h_n_parts.append(f"Y_h_l{k}")
+    if gru.batch_first:
+        nodes.append(helper.make_node("Transpose", [layer_in], ["output"], perm=[1, 0, 2]))
+    else:
+        nodes.append(helper.make_node("Identity", [layer_in], ["output"]))
+    nodes.append(helper.make_node("Concat", h_n_parts, ["h_n"], axis=0))
+    graph = helper.make_graph(nodes, "fastgru_gru", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="fastgru")
+    onnx.checker.check_model(model)
+    return model
+
+
+def export(gru, path=None, *, h0=False, lengths=False, opset=DEFAULT_OPSET):
+    """Write ``gru`` (a fastgru.GRU) as an ONNX model; return the ModelProto.
+
+    ``h0`` and ``lengths`` add the graph inputs ``h0`` and ``lengths`` (ONNX runtimes need
+    every graph input fed, so they are opt-in). Steps at or past ``lengths[b]`` give output 0
+    and the reverse direction starts at step lengths[b]-1, as in fastgru. ``path`` None only
+    returns the model. Float64 GRUs export as DOUBLE (onnxruntime's CPU GRU runs float only).
+    """
+    if not isinstance(gru, GRU):
+        raise TypeError(f"export expects a fastgru.GRU, got {type(gru).__name__} "
+                        "(a GRUCell is a GRU run for one step: use convert.to_onnx for its arrays)")
+    model = _model(gru, int(opset), bool(h0), bool(lengths))
+    if path is not None:
+        _onnx().save(model, str(path))
+    return model
+
+
+def _constants(graph, numpy_helper):
+    """{name: array} of the graph's initializers and Constant node outputs."""
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def _reads_y_of(graph, name, previous):
+    """Whether tensor ``name`` is GRU node ``previous``'s Y, through reshaping ops only."""
+    producers = {out: node for node in graph.node for out in node.output}
+    seen = 0
+    while name in producers and seen < 32:
+        node = producers[name]
+        if node == previous:
+            return node.output[0] == name
+        if node.op_type not in _RESHAPING_OPS:
+            return False
+        name, seen = node.input[0], seen + 1
+    return False
+
+
+def load(model, *, nodes=None, dtype=None, batch_first=False):
+    """A fastgru.GRU from the GRU nodes of an ONNX model (a path, bytes or ModelProto).
+
+    The top-level graph's GRU nodes, in graph order (or those named in ``nodes``), become the
+    layers of one stack; each must read the previous one's Y through reshaping ops only
+    (Transpose, Reshape, Squeeze, ...), as exporters write a stacked GRU. W, R and B must be
+    initializers or Constants. Attributes fastgru cannot honour (activations other than
+    Sigmoid/Tanh, activation_alpha/beta, clip, layout=1, direction="reverse") are an error.
+    ``batch_first`` sets the returned GRU's layout; the nodes themselves are time-major.
+    """
+    onnx = _onnx()
+    from onnx import helper, numpy_helper
+
+    if isinstance(model, bytes):
+        model = onnx.load_model_from_string(model)
+    elif not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model))
+    graph = model.graph
+    grus = [node for node in graph.node if node.op_type == "GRU" and node.domain in ("", "ai.onnx")]
+    if nodes is not None:
+        by_name = {node.name: node for node in grus}
+        missing = [name for name in nodes if name not in by_name]
+        if missing:
+            raise ValueError(f"no GRU node named {missing}; the model's GRU nodes are "
+                             f"{list(by_name)}")
+        grus = [by_name[name] for name in nodes]
+    if not grus:
+        raise ValueError("the model has no GRU node in its top-level graph")
+    constants = _constants(graph, numpy_helper)
+    layers = []
+    for k, node in enumerate(grus):
+        label = f"GRU node {node.name or k!r}"
+        if k > 0 and not _reads_y_of(graph, node.input[0], grus[k - 1]):
+            raise ValueError(f"{label} does not read the output Y of the GRU node before it, so "
+                             "they are not one stack; choose the nodes with nodes=[...]")
+        spec = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+        for i, key in ((1, "W"), (2, "R"), (3, "B")):
+            name = node.input[i] if len(node.input) > i else ""
+            if not name:
+                continue
+            if name not in constants:
+                raise ValueError(f"{label}: input {key} ({name!r}) is computed at run time; "
+                                 "fastgru needs it as an initializer or Constant (fold "
+                                 "constants first, e.g. with onnxruntime's graph optimizer)")
+            spec[key] = constants[name]
+        if "R" not in spec:
+            raise ValueError(f"{label}: has no input R")
+        # checked here too, so that an error names the node rather than a layer index
+        convert._check_onnx_attributes(spec, np.shape(spec["R"])[0], label)
+        layers.append(spec)
+    return convert.from_onnx(layers, dtype=dtype, batch_first=batch_first)

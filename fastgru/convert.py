@@ -194,7 +194,7 @@ def from_torch(module, dtype=None):
     def numpy_of(name):
         t = getattr(module, name).detach().cpu()   # getattr also resolves parametrizations
         if t.dtype not in (torch.float32, torch.float64):
-            t = t.to(torch.float64)
+            t = t.to(torch.float32)   # float16 and bfloat16 widen exactly
         return t.numpy()
 
     bias = bool(module.bias)

@@ -1,0 +1,71 @@
+"""Linear layer: y = x W^T + b, with a hand-written backward."""
+import numpy as np
+
+from .. import _validate as v
+from .module import Module
+
+
+class Linear(Module):
+    """A fully connected layer with torch.nn.Linear's parameters and initialisation.
+
+    Parameters: ``weight`` (out_features, in_features) and ``bias`` (out_features,), both
+    ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) as in torch.
+
+    Input (..., in_features); output (..., out_features). ``layer(x)`` is inference;
+    ``forward(x, train=True)`` keeps x so that ``backward(dy)`` can follow.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype="float32", seed=None):
+        super().__init__(dtype)
+        self.in_features = v.positive_int(in_features, "in_features")
+        self.out_features = v.positive_int(out_features, "out_features")
+        self.bias = bool(bias)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self.in_features)
+        self._add("weight", rng.uniform(-bound, bound, size=(self.out_features, self.in_features)))
+        if self.bias:
+            self._add("bias", rng.uniform(-bound, bound, size=self.out_features))
+        self._x = None
+
+    def __repr__(self):
+        return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias}, "
+                f"dtype={self.dtype.name!r})")
+
+    def __call__(self, x):
+        """Inference: x (..., in_features) -> (..., out_features), keeping nothing."""
+        return self.forward(x, train=False)
+
+    def _input(self, x):
+        x = v.float_array(x, "x", self.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have {self.in_features} features (in_features) in its last "
+                             f"dimension, got shape {x.shape}")
+        return x
+
+    def forward(self, x, train=True):
+        """y = x W^T + b for x (..., in_features). With train=True, backward() can follow."""
+        x = self._input(x)
+        x2 = x.reshape(-1, self.in_features)
+        y = x2 @ self._params["weight"].data.T
+        if self.bias:
+            y += self._params["bias"].data
+        # a private copy: the caller may change x before backward
+        self._x = (x2.copy(), x.shape) if train else None
+        return y.reshape(x.shape[:-1] + (self.out_features,))
+
+    def backward(self, dy):
+        """Backpropagate dy (..., out_features) through the last train forward.
+
+        Accumulates dW = dy^T x and db = sum(dy) into the Parameters' .grad and returns
+        dx (..., in_features) = dy W.
+        """
+        if self._x is None:
+            raise ValueError("backward() needs a preceding forward(..., train=True); "
+                             "calling the layer directly (inference) keeps nothing to backpropagate")
+        x2, x_shape = self._x
+        dy = v.float_array(dy, "dy", self.dtype, shape=x_shape[:-1] + (self.out_features,))
+        dy2 = dy.reshape(-1, self.out_features)
+        self._params["weight"].grad += dy2.T @ x2
+        if self.bias:
+            self._params["bias"].grad += dy2.sum(axis=0)
+        return (dy2 @ self._params["weight"].data).reshape(x_shape)

@@ -78,7 +78,16 @@ def _model(gru, opset, h0, lengths):
         nodes.append(helper.make_node("Transpose", [layer_in], ["output"], perm=[1, 0, 2]))
     else:
         nodes.append(helper.make_node("Identity", [layer_in], ["output"]))
-    nodes.append(helper.make_node("Concat", h_n_parts, ["h_n"], axis=0))
+    if h0 and lengths:
+        # onnxruntime gives Y_h = 0 for a sequence of length 0; fastgru (nothing ran) gives h0
+        inits += [numpy_helper.from_array(np.array(0, np.int32), "zero_length"),
+                  numpy_helper.from_array(np.array([0, 2], np.int64), "axes_0_2")]
+        nodes += [helper.make_node("Concat", h_n_parts, ["h_n_ran"], axis=0),
+                  helper.make_node("Equal", ["lengths", "zero_length"], ["empty"]),
+                  helper.make_node("Unsqueeze", ["empty", "axes_0_2"], ["empty_1b1"]),
+                  helper.make_node("Where", ["empty_1b1", "h0", "h_n_ran"], ["h_n"])]
+    else:
+        nodes.append(helper.make_node("Concat", h_n_parts, ["h_n"], axis=0))
     graph = helper.make_graph(nodes, "fastgru_gru", inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="fastgru")
@@ -91,8 +100,10 @@ def export(gru, path=None, *, h0=False, lengths=False, opset=DEFAULT_OPSET):
 
     ``h0`` and ``lengths`` add the graph inputs ``h0`` and ``lengths`` (ONNX runtimes need
     every graph input fed, so they are opt-in). Steps at or past ``lengths[b]`` give output 0
-    and the reverse direction starts at step lengths[b]-1, as in fastgru. ``path`` None only
-    returns the model. Float64 GRUs export as DOUBLE (onnxruntime's CPU GRU runs float only).
+    and the reverse direction starts at step lengths[b]-1, as in fastgru; a sequence of
+    length 0 keeps its h0 as h_n (a Where node: onnxruntime's GRU alone gives 0 there).
+    ``path`` None only returns the model. A float64 GRU exports as DOUBLE, which
+    onnxruntime's CPU GRU does not run (onnx.reference does).
     """
     if not isinstance(gru, GRU):
         raise TypeError(f"export expects a fastgru.GRU, got {type(gru).__name__} "
@@ -137,6 +148,8 @@ def load(model, *, nodes=None, dtype=None, batch_first=False):
     initializers or Constants. Attributes fastgru cannot honour (activations other than
     Sigmoid/Tanh, activation_alpha/beta, clip, layout=1, direction="reverse") are an error.
     ``batch_first`` sets the returned GRU's layout; the nodes themselves are time-major.
+    One difference stays: for a sequence of length 0, onnxruntime's GRU gives Y_h = 0 and
+    fastgru gives h0 (nothing ran).
     """
     onnx = _onnx()
     from onnx import helper, numpy_helper

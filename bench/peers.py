@@ -1,0 +1,388 @@
+"""What is timed: one problem per grid case, one runner per implementation, and the check.
+
+Shared by the pytest-benchmark suite (``bench/test_bench.py``) and the report runner
+(``python -m bench``). For every (implementation, case, operation):
+
+* ``problem(case)`` makes the weights (torch layout, from fastgru's PyTorch-style init),
+  the input, a non-zero h0, lengths and the output gradient, once per case;
+* ``build(impl, case, op)`` turns them into a ``Runner``: a zero-argument ``fn`` to time,
+  plus how to read its result; a missing library or an unsupported combination raises
+  ``Unsupported`` (skipped and reported, never an error);
+* ``prepare`` builds, runs once (compiling where there is a compiler) and checks the result
+  against fastgru's NumPy reference before anything is timed.
+
+Implementations: the fastgru backends (``fastgru-numba``, ``fastgru-cython``, ``fastgru-numpy``)
+and the peers (``torch``, ``onnxruntime``, ``jax``). All use ``bench.threads.count()`` threads.
+"""
+import contextlib
+import dataclasses
+import functools
+import importlib
+import importlib.metadata
+import time
+
+import numpy as np
+
+from . import threads
+from .grid import FORWARD, FORWARD_BACKWARD, STEP
+
+FASTGRU_IMPLS = ("fastgru-numba", "fastgru-cython", "fastgru-numpy")
+PEER_IMPLS = ("torch", "onnxruntime", "jax")
+IMPLS = FASTGRU_IMPLS + PEER_IMPLS
+TOLERANCE = {"float32": 1e-4, "float64": 1e-9}   # max abs error / max(1, max abs expected)
+
+
+class Unsupported(Exception):
+    """This implementation cannot run this case here (library missing, feature absent)."""
+
+
+class CheckFailed(AssertionError):
+    """An implementation's result differs from fastgru's NumPy reference."""
+
+
+@dataclasses.dataclass
+class Problem:
+    params: dict            # torch-style name -> array in the case's dtype
+    x: np.ndarray           # (T, B, I), or (B, I) for a cell step
+    h0: np.ndarray          # (L*D, B, H), or (B, H) for a cell step
+    lengths: object         # (B,) int64 or None
+    d_out: np.ndarray       # (T, B, D*H): the gradient of the loss sum(out * d_out)
+
+
+@dataclasses.dataclass
+class Runner:
+    impl: str
+    fn: object                                  # zero-argument callable: what is timed
+    collect: object                             # fn's return value -> {name: ndarray}
+    context: object = contextlib.nullcontext    # entered around checks and timing loops
+    activate: object = lambda: None             # called before checks and timing
+    compile_s: object = None                    # ahead-of-time compile (JAX), excluded from timing
+    first_call_s: object = None                 # the first call, checked (includes any JIT)
+    max_err: object = None
+
+
+def is_peer(impl):
+    return impl in PEER_IMPLS
+
+
+def impls_for(op):
+    """The implementations that have ``op`` (ONNX Runtime has no backward pass)."""
+    return tuple(i for i in IMPLS if not (op == FORWARD_BACKWARD and i == "onnxruntime"))
+
+
+def versions():
+    """Installed versions of fastgru and the peers (None where missing), importing nothing."""
+    out = {}
+    for dist in ("fastgru", "numpy", "numba", "scipy", "torch", "onnxruntime", "onnx", "jax",
+                 "jaxlib", "threadpoolctl", "pytest-benchmark"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _load(module):
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:     # ImportError, or a broken install: skip, never fail
+        raise Unsupported(f"{module} is not installed ({type(exc).__name__}: {exc})") from None
+
+
+@functools.lru_cache(maxsize=4)
+def problem(case):
+    """The case's data, made once: same weights and inputs for every implementation."""
+    fastgru = _load("fastgru")
+    rng = np.random.default_rng(0)
+    dt = np.dtype(case.dtype)
+    L, D, H = case.num_layers, case.directions, case.H
+    if case.cell:
+        params = fastgru.GRUCell(case.I, H, dtype=case.dtype, seed=0).state_dict()
+        x = rng.uniform(-1, 1, (case.B, case.I)).astype(dt)
+        h0 = rng.uniform(-0.5, 0.5, (case.B, H)).astype(dt)
+        return Problem(params, x, h0, None, np.zeros((0,), dt))
+    params = fastgru.GRU(case.I, H, num_layers=L, bidirectional=case.bidirectional,
+                         reset=case.reset, dtype=case.dtype, seed=0).state_dict()
+    x = rng.uniform(-1, 1, (case.T, case.B, case.I)).astype(dt)
+    h0 = rng.uniform(-0.5, 0.5, (L * D, case.B, H)).astype(dt)
+    lengths = None
+    if case.lengths:
+        lengths = rng.integers(1, case.T + 1, case.B).astype(np.int64)
+        lengths[0] = case.T
+    d_out = rng.standard_normal((case.T, case.B, D * H)).astype(dt)
+    return Problem(params, x, h0, lengths, d_out)
+
+
+def clear_cache():
+    problem.cache_clear()
+    expected.cache_clear()
+
+
+# ---------------------------------------------------------------- fastgru
+
+def _fastgru_model(fastgru, case, p):
+    if case.cell:
+        m = fastgru.GRUCell(case.I, case.H, reset=case.reset, dtype=case.dtype)
+    else:
+        m = fastgru.GRU(case.I, case.H, num_layers=case.num_layers,
+                        bidirectional=case.bidirectional, reset=case.reset, dtype=case.dtype)
+    m.load_state_dict(p.params)
+    return m
+
+
+def _fastgru_fn(m, case, op, p):
+    if op == STEP:
+        return (lambda: m(p.x, p.h0)), (lambda h: {"h": h})
+    if op == FORWARD:
+        return (lambda: m(p.x, p.h0, p.lengths)), (lambda r: {"out": r[0], "h_n": r[1]})
+
+    def forward_backward():
+        m.zero_grad()
+        m.forward(p.x, p.h0, p.lengths, train=True)
+        dx, _ = m.backward(p.d_out)
+        return dx
+
+    return forward_backward, lambda dx: dict(dx=dx, **{k: q.grad for k, q in m.named_parameters()})
+
+
+@functools.lru_cache(maxsize=8)
+def expected(case, op):
+    """The NumPy reference backend's result: what every implementation is checked against."""
+    fastgru = _load("fastgru")
+    before = fastgru.get_backend()
+    fastgru.set_backend("numpy")
+    try:
+        fn, collect = _fastgru_fn(_fastgru_model(fastgru, case, problem(case)), case, op,
+                                  problem(case))
+        return {k: np.array(v) for k, v in collect(fn()).items()}
+    finally:
+        fastgru.set_backend(before)
+
+
+def _build_fastgru(impl, case, op, p):
+    fastgru = _load("fastgru")
+    backend = impl.split("-", 1)[1]
+    if backend not in fastgru.available_backends():
+        raise Unsupported(f"fastgru backend {backend!r} is not available here")
+    if backend == "numpy" and not case.reference:
+        raise Unsupported("the NumPy reference is timed at small shapes only")
+    threads.apply_numba_blas()
+    fn, collect = _fastgru_fn(_fastgru_model(fastgru, case, p), case, op, p)
+    return Runner(impl, fn, collect, activate=lambda: fastgru.set_backend(backend))
+
+
+# ---------------------------------------------------------------- torch
+
+def _build_torch(case, op, p):
+    torch = _load("torch")
+    threads.apply_torch(torch)
+    if case.reset != "after":
+        raise Unsupported("torch.nn.GRU has only reset='after'")
+    dt = {"float32": torch.float32, "float64": torch.float64}[case.dtype]
+    if case.cell:
+        m = torch.nn.GRUCell(case.I, case.H, dtype=dt)
+    else:
+        m = torch.nn.GRU(case.I, case.H, num_layers=case.num_layers,
+                         bidirectional=case.bidirectional, dtype=dt)
+    m.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in p.params.items()})
+    x, h0 = torch.from_numpy(p.x.copy()), torch.from_numpy(p.h0.copy())
+    if op == STEP:
+        return Runner("torch", lambda: m(x, h0), lambda h: {"h": h.numpy()},
+                      context=torch.inference_mode)
+    pack = torch.nn.utils.rnn
+    lengths = None if p.lengths is None else torch.from_numpy(p.lengths)
+
+    def run(x):
+        if lengths is None:
+            return m(x, h0)
+        packed = pack.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, h_n = m(packed, h0)
+        return pack.pad_packed_sequence(out, total_length=case.T)[0], h_n
+
+    if op == FORWARD:
+        return Runner("torch", lambda: run(x), lambda r: {"out": r[0].numpy(), "h_n": r[1].numpy()},
+                      context=torch.inference_mode)
+    x.requires_grad_(True)
+    d_out = torch.from_numpy(p.d_out.copy())
+    named = list(m.named_parameters())
+
+    def forward_backward():
+        x.grad = None
+        for _, q in named:
+            q.grad = None
+        run(x)[0].backward(d_out)
+
+    return Runner("torch", forward_backward, lambda _: dict(
+        dx=x.grad.numpy(), **{k: q.grad.numpy() for k, q in named}))
+
+
+# ---------------------------------------------------------------- ONNX Runtime
+
+def _zrn(a):
+    """torch gate order (r, z, n) along the first axis -> ONNX's (z, r, h)."""
+    r, z, n = np.split(a, 3)
+    return np.concatenate([z, r, n])
+
+
+def onnx_gru_model(case, params):
+    """A model of one ONNX GRU node per layer (chained by Transpose+Reshape), torch weights.
+
+    Inputs X (T, B, I), h0_l{k} (D, B, H), seq_lens (B,) int32 with lengths.
+    Outputs Y (T, D, B, H) of the last layer and Y_h_l{k} (D, B, H) per layer.
+    """
+    onnx = _load("onnx")
+    helper, TP = onnx.helper, onnx.TensorProto
+    elem = {"float32": TP.FLOAT, "float64": TP.DOUBLE}[case.dtype]
+    L, D, H, T = case.num_layers, case.directions, case.H, case.T
+    sfx = ["", "_reverse"][:D]
+    inputs = [helper.make_tensor_value_info("X", elem, [T, case.B, case.I])]
+    if case.lengths:
+        inputs.append(helper.make_tensor_value_info("seq_lens", TP.INT32, [case.B]))
+    inits, nodes, outputs, layer_in = [], [], [], "X"
+    for k in range(L):
+        w = np.stack([_zrn(params[f"weight_ih_l{k}{s}"]) for s in sfx])
+        r = np.stack([_zrn(params[f"weight_hh_l{k}{s}"]) for s in sfx])
+        b = np.stack([np.concatenate([_zrn(params[f"bias_ih_l{k}{s}"]),
+                                      _zrn(params[f"bias_hh_l{k}{s}"])]) for s in sfx])
+        for name, arr in ((f"W{k}", w), (f"R{k}", r), (f"B{k}", b)):
+            inits.append(onnx.numpy_helper.from_array(arr, name))
+        inputs.append(helper.make_tensor_value_info(f"h0_l{k}", elem, [D, case.B, H]))
+        y = "Y" if k == L - 1 else f"Y{k}"
+        nodes.append(helper.make_node(
+            "GRU", [layer_in, f"W{k}", f"R{k}", f"B{k}", "seq_lens" if case.lengths else "",
+                    f"h0_l{k}"], [y, f"Y_h_l{k}"], hidden_size=H,
+            direction="bidirectional" if D == 2 else "forward",
+            linear_before_reset=1 if case.reset == "after" else 0))
+        outputs.append(helper.make_tensor_value_info(f"Y_h_l{k}", elem, [D, case.B, H]))
+        if k < L - 1:   # (T, D, B, H) -> (T, B, D*H), the next layer's input
+            inits.append(onnx.numpy_helper.from_array(np.array([0, 0, -1], np.int64), f"shape{k}"))
+            nodes += [helper.make_node("Transpose", [y], [f"Yt{k}"], perm=[0, 2, 1, 3]),
+                      helper.make_node("Reshape", [f"Yt{k}", f"shape{k}"], [f"X{k + 1}"])]
+            layer_in = f"X{k + 1}"
+    outputs.insert(0, helper.make_tensor_value_info("Y", elem, [T, D, case.B, H]))
+    graph = helper.make_graph(nodes, "gru", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 8)    # readable by older onnxruntime too
+    onnx.checker.check_model(model)
+    return model
+
+
+def _build_onnxruntime(case, op, p):
+    if op == FORWARD_BACKWARD:
+        raise Unsupported("ONNX Runtime has no backward pass")
+    ort = _load("onnxruntime")
+    ort.set_default_logger_severity(3)   # failures become skips; don't print them too
+    if case.cell:   # one step of a one-layer GRU
+        from .grid import Case
+        seq = Case(case.name, 1, case.B, case.I, case.H, case.dtype, reset=case.reset)
+        params = {k + "_l0": v for k, v in p.params.items()}
+        feeds = {"X": p.x[None], "h0_l0": p.h0[None]}
+    else:
+        seq, params = case, p.params
+        D = case.directions
+        feeds = {"X": p.x, **{f"h0_l{k}": np.ascontiguousarray(p.h0[k * D:(k + 1) * D])
+                             for k in range(case.num_layers)}}
+        if case.lengths:
+            feeds["seq_lens"] = p.lengths.astype(np.int32)
+    try:
+        sess = ort.InferenceSession(onnx_gru_model(seq, params).SerializeToString(),
+                                    threads.ort_session_options(ort),
+                                    providers=["CPUExecutionProvider"])
+        sess.run(None, feeds)   # some kernels fail only when run ("does not support double yet")
+    except Exception as exc:
+        raise Unsupported(f"onnxruntime cannot run it: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200]}") from None
+
+    def collect(r):
+        if case.cell:
+            return {"h": r[1][0]}
+        y = r[0]
+        T, D, B, H = y.shape
+        return {"out": y.transpose(0, 2, 1, 3).reshape(T, B, D * H), "h_n": np.concatenate(r[1:])}
+
+    return Runner("onnxruntime", lambda: sess.run(None, feeds), collect)
+
+
+# ---------------------------------------------------------------- JAX
+
+def _build_jax(case, op, p):
+    jax = _load("jax")
+    from . import jax_gru as jgru
+    jnp = jax.numpy
+    params = {k: jnp.asarray(v) for k, v in p.params.items()}
+    x, h0 = jnp.asarray(p.x), jnp.asarray(p.h0)
+    after = case.reset == "after"
+    if op == STEP:
+        args = (params, x, h0)
+        f = jax.jit(lambda params, x, h: jgru.cell(params, x, h, after))
+        collect = lambda h: {"h": np.asarray(h)}
+    else:
+        mask = None
+        if case.lengths:
+            mask = jnp.asarray((np.arange(case.T)[:, None] < p.lengths[None, :])[..., None])
+
+        def forward(params, x):
+            return jgru.gru(params, x, h0, mask, case.num_layers, case.bidirectional, after)
+
+        if op == FORWARD:
+            args = (params, x)
+            f = jax.jit(forward)
+            collect = lambda r: {"out": np.asarray(r[0]), "h_n": np.asarray(r[1])}
+        else:
+            d_out = jnp.asarray(p.d_out)
+            args = (params, x)
+            f = jax.jit(jax.grad(lambda params, x: jnp.sum(forward(params, x)[0] * d_out),
+                                 argnums=(0, 1)))
+            collect = lambda g: dict(dx=np.asarray(g[1]), **{k: np.asarray(v)
+                                                              for k, v in g[0].items()})
+    t0 = time.perf_counter()
+    compiled = f.lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    return Runner("jax", lambda: jax.block_until_ready(compiled(*args)), collect,
+                  compile_s=compile_s)
+
+
+# ---------------------------------------------------------------- checks
+
+def build(impl, case, op):
+    """A Runner for ``impl`` on ``case`` and ``op``; raises Unsupported to skip."""
+    if op not in case.ops:
+        raise Unsupported(f"{case.name} has no {op!r} operation")
+    p = problem(case)
+    if impl in FASTGRU_IMPLS:
+        return _build_fastgru(impl, case, op, p)
+    builders = {"torch": _build_torch, "onnxruntime": _build_onnxruntime, "jax": _build_jax}
+    if impl not in builders:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    return builders[impl](case, op, p)
+
+
+def compare(got, want, dtype, what):
+    """Largest error relative to max(1, max |expected|) over the arrays; CheckFailed if too big."""
+    if set(got) != set(want):
+        raise CheckFailed(f"{what}: returned {sorted(got)}, expected {sorted(want)}")
+    worst = 0.0
+    for name, w in want.items():
+        g = np.asarray(got[name])
+        if g.shape != w.shape:
+            raise CheckFailed(f"{what}: {name} has shape {g.shape}, expected {w.shape}")
+        err = float(np.max(np.abs(g.astype(np.float64) - w), initial=0.0))
+        err /= max(1.0, float(np.max(np.abs(w), initial=0.0)))
+        if not err <= TOLERANCE[dtype]:
+            raise CheckFailed(f"{what}: {name} differs from the NumPy reference by {err:.3g} "
+                              f"(relative to its largest value; tolerance {TOLERANCE[dtype]:g})")
+        worst = max(worst, err)
+    return worst
+
+
+def prepare(impl, case, op):
+    """Build, run once and check: a Runner ready to time. Unsupported or CheckFailed otherwise."""
+    runner = build(impl, case, op)
+    runner.activate()
+    with runner.context():
+        t0 = time.perf_counter()
+        result = runner.fn()
+        runner.first_call_s = time.perf_counter() - t0
+        got = runner.collect(result)
+    runner.max_err = compare(got, expected(case, op), case.dtype, f"{impl} {case.name} {op}")
+    return runner

@@ -1,0 +1,113 @@
+"""One thread count for every implementation timed.
+
+Each library has its own knob:
+
+* fastgru (Numba): ``numba.set_num_threads``; BLAS (NumPy's, SciPy's): ``threadpoolctl``;
+* PyTorch: ``torch.set_num_threads``;
+* ONNX Runtime: ``SessionOptions.intra_op_num_threads``, given when a session is built;
+* JAX: none that works at run time. XLA sizes its CPU thread pool from the process's CPU
+  affinity when jax is imported (``--xla_cpu_multi_thread_eigen=false`` is ignored by
+  jax 0.10's CPU runtime: measured). So for N threads below the core count, ``configure``
+  pins the whole process to N cores *before anything is imported*; every library then
+  also sees N cores. With the default (all cores) nothing is pinned.
+
+Call ``configure(n)`` first thing, before numpy, numba, torch or jax are imported, then
+``apply_torch`` / ``apply_numba_blas`` / ``ort_session_options`` as each library loads.
+"""
+import os
+import sys
+
+_state = {"n": None, "pinned": False, "cores": None, "late": []}
+
+
+def available_cores():
+    """Cores this process may run on (its CPU affinity), else os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def configure(n=None, pin=True):
+    """Use ``n`` threads everywhere (None: all available cores). Call before heavy imports.
+
+    Returns the thread count in force.
+    """
+    if _state["n"] is not None and n in (None, _state["n"]):
+        return _state["n"]      # configured already (by __main__ or conftest)
+    cores = available_cores()
+    n = cores if n is None else int(n)
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    _state.update(n=n, cores=cores, pinned=False)
+    late = [m for m in ("numpy", "numba", "torch", "jax", "onnxruntime") if m in sys.modules]
+    _state["late"] = late
+    if pin and n < cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
+        _state["pinned"] = True
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    # Numba's pool size is fixed at its first parallel call; it must hold n threads.
+    if "numba" not in sys.modules:
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
+    return n
+
+
+def count():
+    """The thread count in force (configuring for all cores if nobody did)."""
+    if _state["n"] is None:
+        configure(None)
+    return _state["n"]
+
+
+_blas_limiter = []
+
+
+def apply_numba_blas():
+    """Set Numba's and every loaded BLAS's thread count to ``count()``."""
+    n = count()
+    try:
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS so it is limited too)
+    except ImportError:
+        pass
+    from threadpoolctl import threadpool_limits
+    _blas_limiter[:] = [threadpool_limits(limits=n)]   # kept alive: the limit holds
+
+
+def apply_torch(torch):
+    torch.set_num_threads(count())
+
+
+def ort_session_options(ort):
+    """SessionOptions for ``count()`` threads (inter-op 1: a one-node graph has no parallel branches)."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = count()
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3     # errors are reported as skips, not printed
+    return so
+
+
+def describe():
+    """What was set, and what each loaded library reports, for the results file."""
+    n = count()
+    info = {"threads": n, "cores_available": _state["cores"], "pinned_to_cores": _state["pinned"],
+            "jax": (f"pinned to {n} cores by CPU affinity" if _state["pinned"] else
+                    "all available cores (XLA's default)")}
+    if _state["late"]:
+        info["imported_before_configure"] = _state["late"]
+    if "torch" in sys.modules:
+        info["torch"] = sys.modules["torch"].get_num_threads()
+    if "numba" in sys.modules:
+        info["numba"] = sys.modules["numba"].get_num_threads()
+    if "threadpoolctl" in sys.modules:
+        from threadpoolctl import threadpool_info
+        info["threadpools"] = sorted({(p["internal_api"], p["num_threads"])
+                                      for p in threadpool_info()})
+    return info

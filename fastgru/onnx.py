@@ -186,6 +186,11 @@ def load(model, *, nodes=None, dtype=None, batch_first=False):
                                  "fastgru needs it as an initializer or Constant (fold "
                                  "constants first, e.g. with onnxruntime's graph optimizer)")
             spec[key] = constants[name]
+        h0_name = node.input[5] if len(node.input) > 5 else ""
+        if h0_name in constants and np.any(constants[h0_name]):
+            raise ValueError(f"{label}: initial_h ({h0_name!r}) is a constant, non-zero state; "
+                             "a fastgru.GRU takes h0 per call, so it would be dropped here "
+                             "(remove that input from the node and pass the state as h0)")
         if "R" not in spec:
             raise ValueError(f"{label}: has no input R")
         # checked here too, so that an error names the node rather than a layer index

@@ -163,6 +163,10 @@ def test_load_rejects_what_it_cannot_honour(rng):
         fastgru_onnx.load(gru_node_model(
             W, R, B, inputs=("X", "W2", "R", "B"),
             extra_nodes=[helper.make_node("Neg", ["W"], ["W2"])]))
+    with_state = gru_node_model(W, R, B, inputs=("X", "W", "R", "B", "", "H0"))
+    with_state.graph.initializer.append(numpy_helper.from_array(np.ones((1, 2, 4), F32), "H0"))
+    with pytest.raises(ValueError, match="initial_h .* is a constant, non-zero state"):
+        fastgru_onnx.load(with_state)
     graph = helper.make_graph([helper.make_node("Relu", ["X"], ["Y"])], "g",
                               [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])])

@@ -356,6 +356,8 @@ def from_keras(source, *, reset_after=None, dtype=None, batch_first=True):
     The reset variant comes from the bias shape: (2, 3H) is reset_after=True (reset="after"),
     (3H,) is reset_after=False (reset="before"); pass ``reset_after`` for weights without bias.
     Keras is batch-major, hence ``batch_first=True`` by default. Keras itself is not imported.
+    A right-padded Keras mask is ``lengths`` here: h_n and the valid steps' outputs agree,
+    but at masked steps fastgru outputs 0 where a Keras GRU repeats its previous output.
     """
     if _is_keras(source, "GRUCell"):
         weights, layer_reset_after = _keras_gru_weights(source, "GRUCell")

@@ -231,6 +231,18 @@ def test_keras_live(monkeypatch):
         gru = convert.from_keras(layers[:1])
         assert_close(gru(x)[0], np.asarray(keras.ops.convert_to_numpy(layers[0](x))),
                      np.float32, f"keras live reset_after={reset_after}", GOLDEN_TOL)
+        # a right-padded mask is lengths: same h_n and valid outputs (masked ones differ)
+        layer = keras.layers.GRU(4, reset_after=reset_after, return_sequences=True,
+                                 return_state=True)
+        layer(x)
+        layer.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(np.float32)
+                           for w in layer.get_weights()])
+        lengths = np.array([5, 2])
+        want, want_h = (np.asarray(keras.ops.convert_to_numpy(t)) for t in
+                        layer(x, mask=np.arange(5)[None] < lengths[:, None]))
+        out, h_n = convert.from_keras(layer)(x, None, lengths)
+        assert_close(h_n[0], want_h, np.float32, "keras masked h_n", GOLDEN_TOL)
+        assert_close(out[1, :2], want[1, :2], np.float32, "keras masked out", GOLDEN_TOL)
 
 
 # ----------------------------------------------------------------------------- ONNX arrays

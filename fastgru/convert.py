@@ -384,6 +384,9 @@ def from_keras(source, *, reset_after=None, dtype=None, batch_first=True):
             raise ValueError(f"layer {k} has {len(layer)} direction(s) but layer 0 has {D}; "
                              "fastgru stacks layers with the same number of directions")
         for d, (weights, layer_reset_after, where) in enumerate(layer):
+            if None not in (reset_after, layer_reset_after) and reset_after != layer_reset_after:
+                raise ValueError(f"{where}: the layer has reset_after={layer_reset_after}, but "
+                                 f"reset_after={reset_after} was given")
             given = reset_after if layer_reset_after is None else layer_reset_after
             w_ih, w_hh, b_ih, b_hh, reset, I, H = _keras_direction(weights, given, where, dt)
             hidden_size = H if hidden_size is None else hidden_size

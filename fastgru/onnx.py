@@ -108,6 +108,9 @@ def export(gru, path=None, *, h0=False, lengths=False, opset=DEFAULT_OPSET):
     if not isinstance(gru, GRU):
         raise TypeError(f"export expects a fastgru.GRU, got {type(gru).__name__} "
                         "(a GRUCell is a GRU run for one step: use convert.to_onnx for its arrays)")
+    if int(opset) < 13:
+        raise ValueError(f"opset must be >= 13 (Slice and Unsqueeze take axes as inputs), "
+                         f"got {opset}")
     model = _model(gru, int(opset), bool(h0), bool(lengths))
     if path is not None:
         _onnx().save(model, str(path))

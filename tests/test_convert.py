@@ -209,6 +209,8 @@ def test_from_keras_rejects_what_it_cannot_honour():
             convert.from_keras(source)
     with pytest.raises(ValueError, match="means reset_after=True, but reset_after=False"):
         convert.from_keras(w, reset_after=False)
+    with pytest.raises(ValueError, match="has reset_after=True, but reset_after=False"):
+        convert.from_keras(FakeKeras("GRU", w), reset_after=False)
 
 
 def test_keras_live(monkeypatch):

@@ -174,6 +174,8 @@ def test_load_rejects_what_it_cannot_honour(rng):
         fastgru_onnx.load(helper.make_model(graph))
     with pytest.raises(TypeError, match="expects a fastgru.GRU"):
         fastgru_onnx.export(fastgru.GRUCell(2, 3))
+    with pytest.raises(ValueError, match="opset must be >= 13"):
+        fastgru_onnx.export(fastgru.GRU(2, 3), opset=11)
 
 
 def test_load_picks_stacked_nodes_only(rng):

@@ -63,7 +63,7 @@ def import_time(repeats=3):
     return statistics.median(float(_run(_IMPORT, env)) for _ in range(repeats))
 
 
-def first_calls(backend, dtype):
+def first_calls(backend, dtype, default_cache=True):
     """{"cold": {...}, "warm": {...}, "warm_default_cache": {...}} for one backend and dtype."""
     code = _FIRST_CALL.format(backend=backend, dtype=dtype)
     out = {}
@@ -71,20 +71,22 @@ def first_calls(backend, dtype):
         env = _env(NUMBA_CACHE_DIR=cache, FASTGRU_BACKEND=backend)
         out["cold"] = json.loads(_run(code, env))
         out["warm"] = json.loads(_run(code, env))
+    if not default_cache:
+        return out
     env = {k: v for k, v in _env(FASTGRU_BACKEND=backend).items() if k != "NUMBA_CACHE_DIR"}
     _run(code, env)
     out["warm_default_cache"] = json.loads(_run(code, env))
     return out
 
 
-def measure_all(backends, dtypes=("float32", "float64"), log=print):
+def measure_all(backends, dtypes=("float32", "float64"), default_cache=True, log=print):
     """Import time and first-call costs for each compiled backend and dtype."""
     result = {"import_s": import_time(), "first_calls": {}}
     log(f"  import fastgru: {result['import_s']:.3f} s")
     for backend in backends:
         for dtype in dtypes:
             try:
-                r = first_calls(backend, dtype)
+                r = first_calls(backend, dtype, default_cache)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 r = {"error": str(exc)}
                 log(f"  {backend} {dtype}: failed: {exc}")

@@ -82,7 +82,7 @@ def first_call_table(fc):
             continue
         rows.append([key, fmt(r["cold"]["import+forward_s"]), fmt(r["cold"]["forward+backward_s"]),
                      fmt(r["warm"]["import+forward_s"]),
-                     fmt(r["warm_default_cache"]["import+forward_s"])])
+                     fmt(r.get("warm_default_cache", {}).get("import+forward_s"))])
     head = (f"`import fastgru`: {fc['import_s']:.3f} s (fresh interpreter, NumPy included)\n\n")
     return head + _table(["backend dtype", "cold: import + 1st forward s",
                           "cold: then 1st fwd+bwd s", "warm cache: import + 1st forward s",
@@ -125,11 +125,14 @@ def chart(data, path):
     except ImportError:
         return None
     by, cases, impls = _index(data)
-    ops = [op for op in (FORWARD, FORWARD_BACKWARD, STEP)
+    for (c, op, i), r in list(by.items()):   # the cell step joins the forward panel
+        if op == STEP:
+            by[(c, FORWARD, i)] = r
+    ops = [op for op in (FORWARD, FORWARD_BACKWARD)
            if any(by.get((c, op, i), {}).get("vs_fastest_peer") for c in cases for i in impls)]
     if not ops:
         return None
-    fig, axes = plt.subplots(1, len(ops), figsize=(6 * len(ops), 0.5 + 0.45 * len(cases) * 1.6),
+    fig, axes = plt.subplots(1, len(ops), figsize=(7 * len(ops), 1.0 + 0.7 * len(cases)),
                              squeeze=False)
     width = 0.8 / len(impls)
     for ax, op in zip(axes[0], ops):
@@ -147,7 +150,8 @@ def chart(data, path):
         ax.set_yticks(range(len(op_cases)))
         ax.set_yticklabels(op_cases)
         ax.invert_yaxis()
-        ax.set_title(f"{op}: time / fastest peer (lower is better)")
+        ax.set_title(f"{op}{' (cell: one step)' if op == FORWARD else ''}: "
+                     "time / fastest peer, lower is better", fontsize="medium")
         ax.grid(axis="x", which="both", alpha=0.3)
     axes[0][0].legend(loc="best", fontsize="small")
     fig.suptitle(f"fastgru {data['name']}: {data['threads']['threads']} threads, {data['date'][:10]}")

@@ -117,6 +117,7 @@ def run(args, log=print):
         for op in case.ops:
             for impl in [i for i in peers.impls_for(op) if i in impls]:
                 what = {"case": case.name, "op": op, "impl": impl}
+                t0 = time.perf_counter()
                 try:
                     row = time_one(impl, case, op, budget, rate)
                 except peers.Unsupported as exc:
@@ -127,7 +128,8 @@ def run(args, log=print):
                     log(f"  FAILED {case.name} {op} {impl}: {exc}")
                     continue
                 data["results"].append(row)
-                log(f"  {case.name:15s} {op:17s} {impl:15s} {row['median_ms']:10.4f} ms")
+                log(f"  {case.name:15s} {op:17s} {impl:15s} {row['median_ms']:10.4f} ms"
+                    f"   ({time.perf_counter() - t0:.1f} s)")
         peers.clear_cache()
         gc.collect()
     add_ratios(data["results"])

@@ -21,7 +21,7 @@ class Budget:
     target_s: float = 1.0       # stop after this much time once min_rounds are done
 
 
-QUICK = Budget(min_round_s=0.002, min_rounds=3, max_rounds=5, target_s=0.05)
+QUICK = Budget(min_round_s=0.002, min_rounds=2, max_rounds=3, target_s=0.02)
 FULL = Budget()
 
 

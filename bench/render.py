@@ -89,6 +89,16 @@ def first_call_table(fc):
                           "warm, default cache dir: import + 1st forward s"], rows)
 
 
+def _load_line(m):
+    """The machine's load average around the run: other work on it makes timings noisy."""
+    a, b = m.get("loadavg"), m.get("loadavg_end")
+    if not a:
+        return ""
+    return (f"load average (1 min) at start {a[0]:.1f}, at end {b[0]:.1f} on {m['cpu_count']} CPUs"
+            + (" · **the machine was busy: timings are noisy**"
+               if a[0] > 0.5 * m["cpu_count"] else ""))   # at the end it counts this run too
+
+
 def markdown(data):
     m, v = data["machine"], data["versions"]
     lines = [f"# fastgru benchmark: {data['name']}", "",
@@ -96,7 +106,7 @@ def markdown(data):
              f"{data['threads']['threads']} threads for every implementation"
              + (" (pinned)" if data["threads"].get("pinned_to_cores") else "")
              + (" · **quick mode: few repetitions, not for comparison**" if data["quick"] else ""),
-             "", "versions: " + ", ".join(f"{k} {x}" for k, x in v.items() if x), "",
+             "", _load_line(m), "", "versions: " + ", ".join(f"{k} {x}" for k, x in v.items() if x), "",
              "GEMM roofline: " + ", ".join(f"{dt} {r['gflops']:.1f} GFLOP/s"
                                            for dt, r in data["roofline"].items())
              + " (2048^3 matmul in the same run); roofline time = the case's GEMM flops at that rate.",

@@ -50,7 +50,8 @@ def machine_info():
     except OSError:
         pass
     return {"hostname": socket.gethostname(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "platform": platform.platform(), "python": sys.version.split()[0]}
+            "platform": platform.platform(), "python": sys.version.split()[0],
+            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
 def time_one(impl, case, op, budget, roofline_flops):
@@ -142,6 +143,7 @@ def run(args, log=print):
         data["first_call"] = firstcall.measure_all(compiled, dtypes, default_cache=not args.quick,
                                                    log=log)
     data["elapsed_s"] = time.time() - started
+    data["machine"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     return data
 
 

@@ -33,7 +33,7 @@ def sine_windows(timesteps=1000, time_step=10, train_fraction=0.7):
 class _Progress:
     """One self-rewriting line on stderr when it is a terminal; silent otherwise."""
 
-    def __init__(self, total, stream=sys.stderr):
+    def __init__(self, total, stream):
         self.total, self.stream = total, stream
         self.live = hasattr(stream, "isatty") and stream.isatty()
 
@@ -75,13 +75,15 @@ def _plot(path, series, time_step, train_pred, test_pred):
 
 
 def run(out="fastgru-demo", epochs=50, backend=None, seed=0, plot=True, dtype="float32",
-        stdout=sys.stdout, stderr=sys.stderr):
+        stdout=None, stderr=None):
     """Train and evaluate the article's model; print as the article does; return the summary.
 
     The summary (also printed last, as one JSON line) has train_mse, test_mse, epochs,
     seconds (training and prediction, after a warm-up that loads or compiles the kernels)
     and backend.
     """
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
     if backend is not None:
         backends.set_backend(backend)
     backend = backends.get_backend()

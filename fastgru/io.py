@@ -54,24 +54,36 @@ def _read(path):
         raise FileNotFoundError(f"no weights file at {path!r}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path!r} is a directory, not a weights file (.npz)")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path!r} is empty, not a weights file (.npz)")
     try:
         archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"{path!r} is a single .npy array, not an .npz weights archive")
-        with archive:
-            return {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except (EOFError, ValueError) as exc:
+        if "pickle" in str(exc):   # NumPy's guess for a file that is neither .npz nor .npy
+            raise ValueError(f"{path!r} is not an .npz weights archive (it is neither a zip "
+                             "archive nor a .npy array)") from None
+        raise ValueError(f"{path!r} is not an .npz weights archive ({exc})") from None
+    except zipfile.BadZipFile as exc:
         raise ValueError(f"{path!r} is not a readable .npz archive (truncated or corrupt: "
                          f"{exc})") from None
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise ValueError(f"{path!r} is not an .npz weights archive (NumPy could only read it "
-                             "as a pickle, which fastgru never loads)") from None
-        if "npz weights archive" in str(exc):
-            raise
-        raise ValueError(f"{path!r} is not a readable .npz weights archive: {exc}") from None
     except OSError as exc:
         raise OSError(f"cannot read weights from {path!r}: {exc}") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path!r} is a single .npy array, not an .npz weights archive")
+    with archive:
+        arrays = {}
+        for name in archive.files:
+            try:
+                arrays[name] = archive[name]
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise ValueError(f"{path!r}: {name} is an object (pickled) array; weights "
+                                     "files hold numbers only and fastgru never unpickles") from None
+                raise ValueError(f"{path!r}: cannot read {name}: {exc}") from None
+            except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                raise ValueError(f"{path!r} is not a readable .npz archive (truncated or "
+                                 f"corrupt at {name}: {exc})") from None
+    return arrays
 
 
 def load_weights(model, path):

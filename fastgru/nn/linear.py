@@ -19,16 +19,17 @@ class Linear(Module):
         super().__init__(dtype)
         self.in_features = v.positive_int(in_features, "in_features")
         self.out_features = v.positive_int(out_features, "out_features")
-        self.bias = bool(bias)
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self.in_features)
         self._add("weight", rng.uniform(-bound, bound, size=(self.out_features, self.in_features)))
-        if self.bias:
+        if bias:
             self._add("bias", rng.uniform(-bound, bound, size=self.out_features))
+        else:
+            self.bias = None   # as torch: layer.bias is the Parameter, or None
         self._x = None
 
     def __repr__(self):
-        return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias}, "
+        return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None}, "
                 f"dtype={self.dtype.name!r})")
 
     def __call__(self, x):
@@ -46,9 +47,9 @@ class Linear(Module):
         """y = x W^T + b for x (..., in_features). With train=True, backward() can follow."""
         x = self._input(x)
         x2 = x.reshape(-1, self.in_features)
-        y = x2 @ self._params["weight"].data.T
-        if self.bias:
-            y += self._params["bias"].data
+        y = x2 @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
         # a private copy: the caller may change x before backward
         self._x = (x2.copy(), x.shape) if train else None
         return y.reshape(x.shape[:-1] + (self.out_features,))
@@ -65,7 +66,7 @@ class Linear(Module):
         x2, x_shape = self._x
         dy = v.float_array(dy, "dy", self.dtype, shape=x_shape[:-1] + (self.out_features,))
         dy2 = dy.reshape(-1, self.out_features)
-        self._params["weight"].grad += dy2.T @ x2
-        if self.bias:
-            self._params["bias"].grad += dy2.sum(axis=0)
-        return (dy2 @ self._params["weight"].data).reshape(x_shape)
+        self.weight.grad += dy2.T @ x2
+        if self.bias is not None:
+            self.bias.grad += dy2.sum(axis=0)
+        return (dy2 @ self.weight.data).reshape(x_shape)

@@ -18,11 +18,29 @@ def _controller():
     return ThreadpoolController()
 
 
+@functools.lru_cache(maxsize=None)
+def _blas_libraries():
+    return [lib for lib in _controller().lib_controllers if lib.user_api == "blas"]
+
+
 @contextlib.contextmanager
 def single_threaded():
-    """Limit every loaded BLAS to one thread, restoring the limits on exit."""
-    with _controller().limit(limits=1, user_api="blas"):
+    """Limit every loaded BLAS to one thread, restoring the limits on exit.
+
+    Calls the libraries' own setters: threadpoolctl's limit() context costs ~10 us,
+    too much for a short sequence.
+    """
+    libs = _blas_libraries()
+    saved = [lib.get_num_threads() for lib in libs]
+    for lib, n in zip(libs, saved):
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
         yield
+    finally:
+        for lib, n in zip(libs, saved):
+            if n != 1:
+                lib.set_num_threads(n)
 
 
 def _rows(a):
@@ -49,8 +67,12 @@ def weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
     """
     H = h_prev.shape[-1]
     g_ih, g_hh, x2, hp = _rows(d_ih), _rows(d_hh), _rows(x), _rows(h_prev)
-    np.matmul(g_ih, w_ih, out=_rows(dx))
-    np.matmul(g_ih.T, x2, out=dw_ih)
+    if x.shape[-1] == 1:  # GEMMs with a dimension of 1 are slow; these are GEMVs
+        np.dot(g_ih, w_ih[:, 0], out=_rows(dx)[:, 0])
+        np.dot(g_ih.T, x2[:, 0], out=dw_ih[:, 0])
+    else:
+        np.matmul(g_ih, w_ih, out=_rows(dx))
+        np.matmul(g_ih.T, x2, out=dw_ih)
     if reset_after:
         np.matmul(g_hh.T, hp, out=dw_hh)
     else:

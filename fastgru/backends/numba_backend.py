@@ -22,23 +22,27 @@ import numpy as np
 from numba import njit, prange
 
 from . import _blas
+from ._numba_math import sigmoid, tanh
 
-# Rows per block: small enough to spread a batch over many cores, large enough
-# for the per-step GEMM to run at speed.
-_BLOCK_ROWS = 8
+
+def block_rows(B):
+    """Rows per block, from the batch size alone (never the thread count: BLAS results
+    for a row depend on how many rows a call has). At most 8 blocks, to spread the
+    batch over the cores, each of at least 16 rows: a block streams all of W_hh every
+    step, and fewer, taller blocks reuse it better (measured 2x at B=32, H=128)."""
+    return max(_MIN_BLOCK_ROWS, -(-B // _MAX_BLOCKS))
+
+
+_MIN_BLOCK_ROWS = 16
+_MAX_BLOCKS = 8
 
 # Numba's default workqueue threading layer aborts on concurrent parallel calls
 # (numba issue 8563), and the BLAS thread limit is process-wide: one call at a time.
 _lock = threading.Lock()
 
 
-@njit(cache=True, inline="always")
-def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-@njit(parallel=True, cache=True)
-def _forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, keep,  # IN
+@njit(parallel=True, cache=True, error_model="numpy")
+def _forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, keep, rows,  # IN
                    out, h_n, h_prev, aux):  # OUT
     """Run the recurrence. xg (T, B, 3H) holds x W_ih^T + b_ih on entry and the
     activated gates r, z, n on exit. h_prev, aux (T, B, H) are written when keep."""
@@ -47,69 +51,86 @@ def _forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, keep,  # I
     w_rz_T = w_hh[:2 * H].T  # F-ordered views; np.dot reads them without a copy
     w_n_T = w_hh[2 * H:].T
     w_T = w_hh.T
-    n_blocks = (B + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    n_blocks = (B + rows - 1) // rows
     for blk in prange(n_blocks):
-        lo = blk * _BLOCK_ROWS
-        hi = min(B, lo + _BLOCK_ROWS)
+        lo = blk * rows
+        hi = min(B, lo + rows)
         h = h0[lo:hi].copy()
-        hh = np.empty((hi - lo, G), xg.dtype)      # h W_hh^T for the block
+        hh = np.empty((hi - lo, G), xg.dtype)      # h W_hh^T (reset="after")
+        hrz = np.empty((hi - lo, 2 * H), xg.dtype)  # h W_hr,hz^T (reset="before")
         rh = np.empty((hi - lo, H), xg.dtype)      # r * h (reset="before")
         hn = np.empty((hi - lo, H), xg.dtype)      # (r * h) W_hn^T (reset="before")
-        hrz = np.empty((hi - lo, 2 * H), xg.dtype)
         for step in range(T):
             t = T - 1 - step if reverse else step
-            g = xg[t]
             if keep:
                 h_prev[t, lo:hi] = h
             if reset_after:
                 np.dot(h, w_T, hh)
-                for i in range(hi - lo):
-                    b = lo + i
-                    valid = t < lengths[b]
-                    for j in range(H):
-                        r = _sigmoid(g[b, j] + hh[i, j] + b_hh[j])
-                        z = _sigmoid(g[b, H + j] + hh[i, H + j] + b_hh[H + j])
-                        a = hh[i, 2 * H + j] + b_hh[2 * H + j]
-                        n = np.tanh(g[b, 2 * H + j] + r * a)
-                        g[b, j] = r
-                        g[b, H + j] = z
-                        g[b, 2 * H + j] = n
-                        if keep:
-                            aux[t, b, j] = a
-                        if valid:
-                            h[i, j] = (1.0 - z) * n + z * h[i, j]
-                            out[t, b, j] = h[i, j]
-                        else:
-                            out[t, b, j] = 0.0
             else:
                 np.dot(h, w_rz_T, hrz)
                 for i in range(hi - lo):
-                    b = lo + i
-                    for j in range(H):
-                        r = _sigmoid(g[b, j] + hrz[i, j] + b_hh[j])
-                        g[b, j] = r
-                        g[b, H + j] = _sigmoid(g[b, H + j] + hrz[i, H + j] + b_hh[H + j])
-                        rh[i, j] = r * h[i, j]
+                    _gates_rz(xg[t, lo + i], hrz[i], b_hh, h[i], rh[i])
                 np.dot(rh, w_n_T, hn)
-                for i in range(hi - lo):
-                    b = lo + i
-                    valid = t < lengths[b]
-                    for j in range(H):
-                        z = g[b, H + j]
-                        n = np.tanh(g[b, 2 * H + j] + hn[i, j] + b_hh[2 * H + j])
-                        g[b, 2 * H + j] = n
-                        if keep:
-                            aux[t, b, j] = rh[i, j]
-                        if valid:
-                            h[i, j] = (1.0 - z) * n + z * h[i, j]
-                            out[t, b, j] = h[i, j]
-                        else:
-                            out[t, b, j] = 0.0
+            for i in range(hi - lo):
+                b = lo + i
+                if t >= lengths[b]:  # past the end: state frozen, output 0
+                    out[t, b] = 0.0
+                    if keep:
+                        aux[t, b] = 0.0
+                    continue
+                if reset_after:
+                    _step_after(xg[t, b], hh[i], b_hh, h[i], out[t, b])
+                    if keep:
+                        aux[t, b] = hh[i, 2 * H:] + b_hh[2 * H:]
+                else:
+                    _step_before(xg[t, b], hn[i], b_hh, h[i], out[t, b])
+                    if keep:
+                        aux[t, b] = rh[i]
         h_n[lo:hi] = h
 
 
-@njit(parallel=True, cache=True)
-def _backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after,  # IN
+@njit(cache=True, inline="always", error_model="numpy")
+def _step_after(g, hh, b_hh, h, out):
+    """One row, reset="after": g holds x W_ih^T + b_ih in, r, z, n out; h is updated."""
+    H = h.shape[0]
+    for j in range(H):
+        r = sigmoid(g[j] + hh[j] + b_hh[j])
+        z = sigmoid(g[H + j] + hh[H + j] + b_hh[H + j])
+        n = tanh(g[2 * H + j] + r * (hh[2 * H + j] + b_hh[2 * H + j]))
+        g[j] = r
+        g[H + j] = z
+        g[2 * H + j] = n
+        h_new = (1.0 - z) * n + z * h[j]
+        h[j] = h_new
+        out[j] = h_new
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _gates_rz(g, hrz, b_hh, h, rh):
+    """One row, reset="before", first half: r and z into g, r * h into rh."""
+    H = h.shape[0]
+    for j in range(H):
+        r = sigmoid(g[j] + hrz[j] + b_hh[j])
+        g[j] = r
+        g[H + j] = sigmoid(g[H + j] + hrz[H + j] + b_hh[H + j])
+        rh[j] = r * h[j]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _step_before(g, hn, b_hh, h, out):
+    """One row, reset="before", second half: n from (r * h) W_hn^T, then h."""
+    H = h.shape[0]
+    for j in range(H):
+        z = g[H + j]
+        n = tanh(g[2 * H + j] + hn[j] + b_hh[2 * H + j])
+        g[2 * H + j] = n
+        h_new = (1.0 - z) * n + z * h[j]
+        h[j] = h_new
+        out[j] = h_new
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after, rows,  # IN
                     h_prev, gates, aux,  # IN: the forward cache
                     d_ih, d_hh, dh0):  # OUT
     """Walk time backwards. Writes the pre-activation gate gradients d_ih
@@ -119,85 +140,136 @@ def _backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after,  # IN
     H = G // 3
     w_rz = w_hh[:2 * H]
     w_n = w_hh[2 * H:]
-    n_blocks = (B + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    n_blocks = (B + rows - 1) // rows
     for blk in prange(n_blocks):
-        lo = blk * _BLOCK_ROWS
-        hi = min(B, lo + _BLOCK_ROWS)
+        lo = blk * rows
+        hi = min(B, lo + rows)
         m = hi - lo
         dh = d_h_n[lo:hi].copy()
         dh_rec = np.empty((m, H), gates.dtype)    # d_hh @ W_hh, the recurrent part
         drh = np.empty((m, H), gates.dtype)       # gradient at r * h (reset="before")
-        dn_pre = np.empty((m, H), gates.dtype)
-        d_rz = np.empty((m, 2 * H), gates.dtype)
+        dn_pre = np.zeros((m, H), gates.dtype)
+        d_rz = np.zeros((m, 2 * H), gates.dtype)
         for step in range(T):
             t = step if reverse else T - 1 - step
-            g = gates[t]
-            hp = h_prev[t]
+            for i in range(m):
+                b = lo + i
+                if t >= lengths[b]:
+                    d_ih[t, b] = 0.0
+                    d_hh[t, b] = 0.0
+                    if not reset_after:
+                        dn_pre[i] = 0.0
+                elif reset_after:
+                    _grad_after(d_out[t, b], gates[t, b], h_prev[t, b], aux[t, b], dh[i],
+                                d_ih[t, b], d_hh[t, b])
+                else:
+                    _grad_n_before(d_out[t, b], gates[t, b], h_prev[t, b], dh[i],
+                                   dn_pre[i], d_rz[i])
             if reset_after:
-                for i in range(m):
-                    b = lo + i
-                    valid = t < lengths[b]
-                    for j in range(H):
-                        r = g[b, j]
-                        z = g[b, H + j]
-                        n = g[b, 2 * H + j]
-                        if valid:
-                            dh_t = dh[i, j] + d_out[t, b, j]
-                            dn = dh_t * (1.0 - z) * (1.0 - n * n)
-                            dz = dh_t * (hp[b, j] - n) * z * (1.0 - z)
-                            dr = dn * aux[t, b, j] * r * (1.0 - r)
-                            dh[i, j] = dh_t * z
-                        else:
-                            dn = 0.0
-                            dz = 0.0
-                            dr = 0.0
-                        d_ih[t, b, j] = dr
-                        d_ih[t, b, H + j] = dz
-                        d_ih[t, b, 2 * H + j] = dn
-                        d_hh[t, b, j] = dr
-                        d_hh[t, b, H + j] = dz
-                        d_hh[t, b, 2 * H + j] = dn * r
                 np.dot(d_hh[t, lo:hi], w_hh, dh_rec)
-                for i in range(m):
-                    for j in range(H):
-                        dh[i, j] += dh_rec[i, j]
             else:
-                for i in range(m):
-                    b = lo + i
-                    valid = t < lengths[b]
-                    for j in range(H):
-                        z = g[b, H + j]
-                        n = g[b, 2 * H + j]
-                        if valid:
-                            dh_t = dh[i, j] + d_out[t, b, j]
-                            dn_pre[i, j] = dh_t * (1.0 - z) * (1.0 - n * n)
-                            d_rz[i, H + j] = dh_t * (hp[b, j] - n) * z * (1.0 - z)
-                            dh[i, j] = dh_t * z
-                        else:
-                            dn_pre[i, j] = 0.0
-                            d_rz[i, H + j] = 0.0
                 np.dot(dn_pre, w_n, drh)
                 for i in range(m):
                     b = lo + i
-                    valid = t < lengths[b]
-                    for j in range(H):
-                        r = g[b, j]
-                        if valid:
-                            d_rz[i, j] = drh[i, j] * hp[b, j] * r * (1.0 - r)
-                            dh[i, j] += drh[i, j] * r
-                        else:
-                            d_rz[i, j] = 0.0
-                        d_ih[t, b, j] = d_rz[i, j]
-                        d_ih[t, b, H + j] = d_rz[i, H + j]
-                        d_ih[t, b, 2 * H + j] = dn_pre[i, j]
-                        d_hh[t, b, j] = d_rz[i, j]
-                        d_hh[t, b, H + j] = d_rz[i, H + j]
-                        d_hh[t, b, 2 * H + j] = dn_pre[i, j]
+                    if t < lengths[b]:
+                        _grad_rz_before(gates[t, b], h_prev[t, b], drh[i], dn_pre[i], dh[i],
+                                        d_rz[i], d_ih[t, b], d_hh[t, b])
+                    else:
+                        d_rz[i] = 0.0
                 np.dot(d_rz, w_rz, dh_rec)
-                for i in range(m):
-                    for j in range(H):
-                        dh[i, j] += dh_rec[i, j]
+            for i in range(m):
+                if t < lengths[lo + i]:
+                    dh[i] += dh_rec[i]
         dh0[lo:hi] = dh
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _grad_after(d_out, g, h_prev, hn_lin, dh, d_ih, d_hh):
+    """One row, reset="after": gate gradients; dh becomes its direct part dh * z."""
+    H = dh.shape[0]
+    for j in range(H):
+        r = g[j]
+        z = g[H + j]
+        n = g[2 * H + j]
+        dh_t = dh[j] + d_out[j]
+        dn = dh_t * (1.0 - z) * (1.0 - n * n)
+        dz = dh_t * (h_prev[j] - n) * z * (1.0 - z)
+        dr = dn * hn_lin[j] * r * (1.0 - r)
+        dh[j] = dh_t * z
+        d_ih[j] = dr
+        d_ih[H + j] = dz
+        d_ih[2 * H + j] = dn
+        d_hh[j] = dr
+        d_hh[H + j] = dz
+        d_hh[2 * H + j] = dn * r
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _grad_n_before(d_out, g, h_prev, dh, dn_pre, d_rz):
+    """One row, reset="before", first half: n and z gradients; dh becomes dh * z."""
+    H = dh.shape[0]
+    for j in range(H):
+        z = g[H + j]
+        n = g[2 * H + j]
+        dh_t = dh[j] + d_out[j]
+        dn_pre[j] = dh_t * (1.0 - z) * (1.0 - n * n)
+        d_rz[H + j] = dh_t * (h_prev[j] - n) * z * (1.0 - z)
+        dh[j] = dh_t * z
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _grad_rz_before(g, h_prev, drh, dn_pre, dh, d_rz, d_ih, d_hh):
+    """One row, reset="before", second half: r gradient from drh = dn_pre W_hn."""
+    H = dh.shape[0]
+    for j in range(H):
+        r = g[j]
+        d_rz[j] = drh[j] * h_prev[j] * r * (1.0 - r)
+        dh[j] += drh[j] * r
+        d_ih[j] = d_rz[j]
+        d_ih[H + j] = d_rz[H + j]
+        d_ih[2 * H + j] = dn_pre[j]
+        d_hh[j] = d_rz[j]
+        d_hh[H + j] = d_rz[H + j]
+        d_hh[2 * H + j] = dn_pre[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _cell_step(x, h, w_ih, w_rz, w_n, b_ih, b_hh, reset_after, out):  # IN ..., OUT out
+    """One step for a few rows, serial: two GEMVs per row and the fused gates.
+    No prange and no BLAS thread limit: their costs exceed the step itself."""
+    H = h.shape[1]
+    gi = np.empty(3 * H, x.dtype)
+    g_rz = np.empty(2 * H, x.dtype)
+    g_n = np.empty(H, x.dtype)
+    rh = np.empty(H, x.dtype)
+    for b in range(x.shape[0]):
+        np.dot(w_ih, x[b], gi)
+        for j in range(3 * H):
+            gi[j] += b_ih[j]
+        np.dot(w_rz, h[b], g_rz)
+        if reset_after:
+            np.dot(w_n, h[b], g_n)
+            for j in range(H):
+                r = sigmoid(gi[j] + g_rz[j] + b_hh[j])
+                z = sigmoid(gi[H + j] + g_rz[H + j] + b_hh[H + j])
+                n = tanh(gi[2 * H + j] + r * (g_n[j] + b_hh[2 * H + j]))
+                out[b, j] = (1.0 - z) * n + z * h[b, j]
+        else:
+            for j in range(H):
+                gi[j] = sigmoid(gi[j] + g_rz[j] + b_hh[j])       # r
+                gi[H + j] = sigmoid(gi[H + j] + g_rz[H + j] + b_hh[H + j])  # z
+                rh[j] = gi[j] * h[b, j]
+            np.dot(w_n, rh, g_n)
+            for j in range(H):
+                z = gi[H + j]
+                n = tanh(gi[2 * H + j] + g_n[j] + b_hh[2 * H + j])
+                out[b, j] = (1.0 - z) * n + z * h[b, j]
+
+
+def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
+    """Same contract as ``reference.step``."""
+    H = h.shape[1]
+    _cell_step(x, h, w_ih, w_hh[:2 * H], w_hh[2 * H:], b_ih, b_hh, reset_after, out)
 
 
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
@@ -208,7 +280,7 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     xg = gates if keep else np.empty((T, B, w_ih.shape[0]), x.dtype)
     _blas.project(x, w_ih, b_ih, xg)
     with _lock, _blas.single_threaded():
-        _forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, keep,
+        _forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, keep, block_rows(B),
                        out, h_n, h_prev, aux)
 
 
@@ -218,7 +290,7 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     d_ih = np.empty_like(gates)
     d_hh = np.empty_like(gates)
     with _lock, _blas.single_threaded():
-        _backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after,
+        _backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after, block_rows(x.shape[1]),
                         h_prev, gates, aux, d_ih, d_hh, dh0)
     _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
                        dx, dw_ih, dw_hh, db_ih, db_hh)

@@ -134,3 +134,11 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
             dh_prev = dh_t * z + drh * r + d_hh[:, :2 * H] @ w_hh[:2 * H]
         dh = np.where(valid, dh_prev, dh)
     dh0[...] = dh
+
+
+def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
+    """One step (GRUCell): x (B, I), h (B, H) IN; out (B, H) OUT, the next state."""
+    B, H = h.shape
+    forward(x[None], h, w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after,
+            np.empty((1, B, H), h.dtype), out, np.empty((0, B, H), h.dtype),
+            np.empty((0, B, 3 * H), h.dtype), np.empty((0, B, H), h.dtype))

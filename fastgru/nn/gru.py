@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _validate as v
+from .. import backends
 from ..functional import gru_backward, gru_forward
 from .module import Module
 
@@ -193,13 +194,18 @@ class GRUCell(Module):
         if xb.shape[1] != self.input_size:
             raise ValueError(f"x must have {self.input_size} features (input_size), "
                              f"got shape {x.shape}")
-        H = self.hidden_size
-        if h is not None:
-            h = v.float_array(h, "h", self.dtype, shape=(H,) if unbatched else (xb.shape[0], H))
+        B, H = xb.shape[0], self.hidden_size
+        if h is None:
+            h = np.zeros((B, H), self.dtype)
+        else:
+            h = v.float_array(h, "h", self.dtype, shape=(H,) if unbatched else (B, H))
             h = h[None, :] if unbatched else h
         p = self._params
-        _, h_new, _ = gru_forward(xb[None], h, p["weight_ih"].data, p["weight_hh"].data,
-                                  p["bias_ih"].data if self.bias else None,
-                                  p["bias_hh"].data if self.bias else None,
-                                  reset=self.reset, dtype=self.dtype)
-        return h_new[0] if unbatched else h_new
+        if self.bias:
+            b_ih, b_hh = p["bias_ih"].data, p["bias_hh"].data
+        else:
+            b_ih = b_hh = np.zeros(3 * H, self.dtype)
+        out = np.empty((B, H), self.dtype)
+        backends.current().step(xb, h, p["weight_ih"].data, p["weight_hh"].data, b_ih, b_hh,
+                                self.reset == "after", out)
+        return out[0] if unbatched else out

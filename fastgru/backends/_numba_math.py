@@ -34,7 +34,7 @@ def _bits_f64(typingctx, value):
     return types.float64(types.int64), codegen
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def exp(a):
     if a != a:  # NaN in, NaN out (the clamp below would hide it)
         return a + 0.0
@@ -59,12 +59,12 @@ def exp(a):
     return p * _bits_f64((_f64_bits(shifted) + 1023) << 52)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def sigmoid(a):
     return 1.0 / (1.0 + exp(-a))
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def tanh(a):
     # 1 - 2 / (exp(2a) + 1): absolute error ~1e-16, which is what the contract measures
     return 1.0 - 2.0 / (exp(2.0 * a) + 1.0)

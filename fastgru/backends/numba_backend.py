@@ -4,10 +4,9 @@ The work splits three ways:
 
 * the input projection ``x W_ih^T + b_ih`` for all T steps is one GEMM (NumPy,
   multithreaded BLAS), done before the recurrence;
-* the recurrence runs in ``_forward_steps`` / ``_backward_steps``. Batch rows are
-  independent through time, so the batch is cut into a fixed set of row blocks
-  and each block walks all T steps on its own (``prange`` over blocks, one
-  parallel region per pass, no barrier per step). Per step a block does its
+* the recurrence: batch rows are independent through time, so the batch is cut
+  into a fixed set of row blocks and each block walks all T steps on its own
+  (``prange`` over blocks, one parallel region per pass, no barrier per step). Per step a block does its
   (rows, H) x (H, 3H) GEMM and one fused elementwise loop. BLAS is limited to
   one thread meanwhile: Numba's threads and BLAS's threads fighting over the
   cores made a naive kernel 78x slower on a 2-core machine;
@@ -15,6 +14,10 @@ The work splits three ways:
 
 The row blocks depend only on the batch size, never on the thread count, so
 results are bitwise identical for any number of threads.
+
+Each reset variant has its own kernels, compiled on first use: a program pays
+the compile time of the variant it runs, and the prange bodies stay one call
+(the parfor pass compiles what it holds twice).
 """
 import threading
 
@@ -41,55 +44,7 @@ _MAX_BLOCKS = 8
 _lock = threading.Lock()
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, keep, rows,  # IN
-                   out, h_n, h_prev, aux):  # OUT
-    """Run the recurrence. xg (T, B, 3H) holds x W_ih^T + b_ih on entry and the
-    activated gates r, z, n on exit. h_prev, aux (T, B, H) are written when keep."""
-    T, B, G = xg.shape
-    H = G // 3
-    w_rz_T = w_hh[:2 * H].T  # F-ordered views; np.dot reads them without a copy
-    w_n_T = w_hh[2 * H:].T
-    w_T = w_hh.T
-    n_blocks = (B + rows - 1) // rows
-    for blk in prange(n_blocks):
-        lo = blk * rows
-        hi = min(B, lo + rows)
-        h = h0[lo:hi].copy()
-        hh = np.empty((hi - lo, G), xg.dtype)      # h W_hh^T (reset="after")
-        hrz = np.empty((hi - lo, 2 * H), xg.dtype)  # h W_hr,hz^T (reset="before")
-        rh = np.empty((hi - lo, H), xg.dtype)      # r * h (reset="before")
-        hn = np.empty((hi - lo, H), xg.dtype)      # (r * h) W_hn^T (reset="before")
-        for step in range(T):
-            t = T - 1 - step if reverse else step
-            if keep:
-                h_prev[t, lo:hi] = h
-            if reset_after:
-                np.dot(h, w_T, hh)
-            else:
-                np.dot(h, w_rz_T, hrz)
-                for i in range(hi - lo):
-                    _gates_rz(xg[t, lo + i], hrz[i], b_hh, h[i], rh[i])
-                np.dot(rh, w_n_T, hn)
-            for i in range(hi - lo):
-                b = lo + i
-                if t >= lengths[b]:  # past the end: state frozen, output 0
-                    out[t, b] = 0.0
-                    if keep:
-                        aux[t, b] = 0.0
-                    continue
-                if reset_after:
-                    _step_after(xg[t, b], hh[i], b_hh, h[i], out[t, b])
-                    if keep:
-                        aux[t, b] = hh[i, 2 * H:] + b_hh[2 * H:]
-                else:
-                    _step_before(xg[t, b], hn[i], b_hh, h[i], out[t, b])
-                    if keep:
-                        aux[t, b] = rh[i]
-        h_n[lo:hi] = h
-
-
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _step_after(g, hh, b_hh, h, out):
     """One row, reset="after": g holds x W_ih^T + b_ih in, r, z, n out; h is updated."""
     H = h.shape[0]
@@ -105,7 +60,7 @@ def _step_after(g, hh, b_hh, h, out):
         out[j] = h_new
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _gates_rz(g, hrz, b_hh, h, rh):
     """One row, reset="before", first half: r and z into g, r * h into rh."""
     H = h.shape[0]
@@ -116,7 +71,7 @@ def _gates_rz(g, hrz, b_hh, h, rh):
         rh[j] = r * h[j]
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _step_before(g, hn, b_hh, h, out):
     """One row, reset="before", second half: n from (r * h) W_hn^T, then h."""
     H = h.shape[0]
@@ -129,61 +84,7 @@ def _step_before(g, hn, b_hh, h, out):
         out[j] = h_new
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after, rows,  # IN
-                    h_prev, gates, aux,  # IN: the forward cache
-                    d_ih, d_hh, dh0):  # OUT
-    """Walk time backwards. Writes the pre-activation gate gradients d_ih
-    (T, B, 3H: r, z, n) and d_hh (T, B, 3H: r, z and the gradient at W_hn's
-    output), zero on skipped steps, and dh0."""
-    T, B, G = gates.shape
-    H = G // 3
-    w_rz = w_hh[:2 * H]
-    w_n = w_hh[2 * H:]
-    n_blocks = (B + rows - 1) // rows
-    for blk in prange(n_blocks):
-        lo = blk * rows
-        hi = min(B, lo + rows)
-        m = hi - lo
-        dh = d_h_n[lo:hi].copy()
-        dh_rec = np.empty((m, H), gates.dtype)    # d_hh @ W_hh, the recurrent part
-        drh = np.empty((m, H), gates.dtype)       # gradient at r * h (reset="before")
-        dn_pre = np.zeros((m, H), gates.dtype)
-        d_rz = np.zeros((m, 2 * H), gates.dtype)
-        for step in range(T):
-            t = step if reverse else T - 1 - step
-            for i in range(m):
-                b = lo + i
-                if t >= lengths[b]:
-                    d_ih[t, b] = 0.0
-                    d_hh[t, b] = 0.0
-                    if not reset_after:
-                        dn_pre[i] = 0.0
-                elif reset_after:
-                    _grad_after(d_out[t, b], gates[t, b], h_prev[t, b], aux[t, b], dh[i],
-                                d_ih[t, b], d_hh[t, b])
-                else:
-                    _grad_n_before(d_out[t, b], gates[t, b], h_prev[t, b], dh[i],
-                                   dn_pre[i], d_rz[i])
-            if reset_after:
-                np.dot(d_hh[t, lo:hi], w_hh, dh_rec)
-            else:
-                np.dot(dn_pre, w_n, drh)
-                for i in range(m):
-                    b = lo + i
-                    if t < lengths[b]:
-                        _grad_rz_before(gates[t, b], h_prev[t, b], drh[i], dn_pre[i], dh[i],
-                                        d_rz[i], d_ih[t, b], d_hh[t, b])
-                    else:
-                        d_rz[i] = 0.0
-                np.dot(d_rz, w_rz, dh_rec)
-            for i in range(m):
-                if t < lengths[lo + i]:
-                    dh[i] += dh_rec[i]
-        dh0[lo:hi] = dh
-
-
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _grad_after(d_out, g, h_prev, hn_lin, dh, d_ih, d_hh):
     """One row, reset="after": gate gradients; dh becomes its direct part dh * z."""
     H = dh.shape[0]
@@ -204,7 +105,7 @@ def _grad_after(d_out, g, h_prev, hn_lin, dh, d_ih, d_hh):
         d_hh[2 * H + j] = dn * r
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _grad_n_before(d_out, g, h_prev, dh, dn_pre, d_rz):
     """One row, reset="before", first half: n and z gradients; dh becomes dh * z."""
     H = dh.shape[0]
@@ -217,7 +118,7 @@ def _grad_n_before(d_out, g, h_prev, dh, dn_pre, d_rz):
         dh[j] = dh_t * z
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _grad_rz_before(g, h_prev, drh, dn_pre, dh, d_rz, d_ih, d_hh):
     """One row, reset="before", second half: r gradient from drh = dn_pre W_hn."""
     H = dh.shape[0]
@@ -231,6 +132,184 @@ def _grad_rz_before(g, h_prev, drh, dn_pre, dh, d_rz, d_ih, d_hh):
         d_hh[j] = d_rz[j]
         d_hh[H + j] = d_rz[H + j]
         d_hh[2 * H + j] = dn_pre[j]
+
+
+# Explicit loops rather than slice assignment: Numba's array assignment compiles a
+# shape-mismatch error path that cost ~7 s of the first call's compile time.
+@njit(cache=True)
+def _copy_rows(src, dst):
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@njit(cache=True)
+def _add_valid_rows(src, lengths, t, lo, dst):
+    """dst[i] += src[i] for the rows whose sequence has a step t."""
+    for i in range(src.shape[0]):
+        if t < lengths[lo + i]:
+            for j in range(src.shape[1]):
+                dst[i, j] += src[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_block_after(xg, h0, w_T, b_hh, lengths, reverse, keep, lo, hi,  # IN
+                         out, h_n, h_prev, aux):  # OUT
+    """Rows lo:hi through all steps, reset="after". xg (T, B, 3H) holds
+    x W_ih^T + b_ih on entry and the activated gates r, z, n on exit; w_T is W_hh^T
+    (H, 3H), C-ordered. h_prev and aux (hn_lin) are written when keep."""
+    T, _, G = xg.shape
+    H = G // 3
+    h = h0[lo:hi].copy()
+    hh = np.empty((hi - lo, G), xg.dtype)
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        if keep:
+            _copy_rows(h, h_prev[t, lo:hi])
+        np.dot(h, w_T, hh)
+        for i in range(hi - lo):
+            b = lo + i
+            if t >= lengths[b]:  # past the end: state frozen, output 0
+                out[t, b] = 0.0
+                if keep:
+                    aux[t, b] = 0.0
+                continue
+            _step_after(xg[t, b], hh[i], b_hh, h[i], out[t, b])
+            if keep:
+                for j in range(H):
+                    aux[t, b, j] = hh[i, 2 * H + j] + b_hh[2 * H + j]
+    _copy_rows(h, h_n[lo:hi])
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_block_before(xg, h0, w_rz_T, w_n_T, b_hh, lengths, reverse, keep, lo, hi,  # IN
+                          out, h_n, h_prev, aux):  # OUT
+    """As _forward_block_after for reset="before"; w_rz_T (H, 2H) and w_n_T (H, H)
+    are the transposed r, z and n blocks of W_hh; aux gets r * h."""
+    T = xg.shape[0]
+    H = h0.shape[1]
+    h = h0[lo:hi].copy()
+    hrz = np.empty((hi - lo, 2 * H), xg.dtype)
+    rh = np.empty((hi - lo, H), xg.dtype)
+    hn = np.empty((hi - lo, H), xg.dtype)
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        if keep:
+            _copy_rows(h, h_prev[t, lo:hi])
+        np.dot(h, w_rz_T, hrz)
+        for i in range(hi - lo):
+            _gates_rz(xg[t, lo + i], hrz[i], b_hh, h[i], rh[i])
+        np.dot(rh, w_n_T, hn)
+        for i in range(hi - lo):
+            b = lo + i
+            if t >= lengths[b]:
+                out[t, b] = 0.0
+                if keep:
+                    aux[t, b] = 0.0
+                continue
+            _step_before(xg[t, b], hn[i], b_hh, h[i], out[t, b])
+            if keep:
+                for j in range(H):
+                    aux[t, b, j] = rh[i, j]
+    _copy_rows(h, h_n[lo:hi])
+
+
+@njit(parallel=True, cache=True)
+def _forward_after(xg, h0, w_T, b_hh, lengths, reverse, keep, rows, out, h_n, h_prev, aux):
+    B = xg.shape[1]
+    for blk in prange((B + rows - 1) // rows):
+        _forward_block_after(xg, h0, w_T, b_hh, lengths, reverse, keep, blk * rows,
+                             min(B, blk * rows + rows), out, h_n, h_prev, aux)
+
+
+@njit(parallel=True, cache=True)
+def _forward_before(xg, h0, w_rz_T, w_n_T, b_hh, lengths, reverse, keep, rows,
+                    out, h_n, h_prev, aux):
+    B = xg.shape[1]
+    for blk in prange((B + rows - 1) // rows):
+        _forward_block_before(xg, h0, w_rz_T, w_n_T, b_hh, lengths, reverse, keep, blk * rows,
+                              min(B, blk * rows + rows), out, h_n, h_prev, aux)
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_block_after(d_out, d_h_n, w_hh, lengths, reverse, lo, hi,  # IN
+                          h_prev, gates, aux,  # IN: the forward cache
+                          d_ih, d_hh, dh0):  # OUT
+    """Rows lo:hi backwards through time, reset="after". Writes the pre-activation
+    gate gradients d_ih (T, B, 3H: r, z, n) and d_hh (T, B, 3H: r, z and the
+    gradient at W_hn h + b_hn), zero on skipped steps, and dh0."""
+    T = gates.shape[0]
+    H = d_h_n.shape[1]
+    dh = d_h_n[lo:hi].copy()
+    dh_rec = np.empty((hi - lo, H), gates.dtype)    # d_hh W_hh, the recurrent part
+    for step in range(T):
+        t = step if reverse else T - 1 - step
+        for i in range(hi - lo):
+            b = lo + i
+            if t >= lengths[b]:
+                d_ih[t, b] = 0.0
+                d_hh[t, b] = 0.0
+            else:
+                _grad_after(d_out[t, b], gates[t, b], h_prev[t, b], aux[t, b], dh[i],
+                            d_ih[t, b], d_hh[t, b])
+        np.dot(d_hh[t, lo:hi], w_hh, dh_rec)
+        _add_valid_rows(dh_rec, lengths, t, lo, dh)
+    _copy_rows(dh, dh0[lo:hi])
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, lo, hi,  # IN
+                           h_prev, gates,  # IN: the forward cache
+                           d_ih, d_hh, dh0):  # OUT
+    """As _backward_block_after for reset="before"; w_rz (2H, H) and w_n (H, H) are
+    the r, z and n blocks of W_hh."""
+    T = gates.shape[0]
+    H = d_h_n.shape[1]
+    m = hi - lo
+    dh = d_h_n[lo:hi].copy()
+    dh_rec = np.empty((m, H), gates.dtype)
+    drh = np.empty((m, H), gates.dtype)       # gradient at r * h
+    dn_pre = np.zeros((m, H), gates.dtype)
+    d_rz = np.zeros((m, 2 * H), gates.dtype)
+    for step in range(T):
+        t = step if reverse else T - 1 - step
+        for i in range(m):
+            b = lo + i
+            if t >= lengths[b]:
+                d_ih[t, b] = 0.0
+                d_hh[t, b] = 0.0
+                dn_pre[i] = 0.0
+            else:
+                _grad_n_before(d_out[t, b], gates[t, b], h_prev[t, b], dh[i], dn_pre[i], d_rz[i])
+        np.dot(dn_pre, w_n, drh)
+        for i in range(m):
+            b = lo + i
+            if t < lengths[b]:
+                _grad_rz_before(gates[t, b], h_prev[t, b], drh[i], dn_pre[i], dh[i],
+                                d_rz[i], d_ih[t, b], d_hh[t, b])
+            else:
+                d_rz[i] = 0.0
+        np.dot(d_rz, w_rz, dh_rec)
+        _add_valid_rows(dh_rec, lengths, t, lo, dh)
+    _copy_rows(dh, dh0[lo:hi])
+
+
+@njit(parallel=True, cache=True)
+def _backward_after(d_out, d_h_n, w_hh, lengths, reverse, rows, h_prev, gates, aux,
+                    d_ih, d_hh, dh0):
+    B = gates.shape[1]
+    for blk in prange((B + rows - 1) // rows):
+        _backward_block_after(d_out, d_h_n, w_hh, lengths, reverse, blk * rows,
+                              min(B, blk * rows + rows), h_prev, gates, aux, d_ih, d_hh, dh0)
+
+
+@njit(parallel=True, cache=True)
+def _backward_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, rows, h_prev, gates,
+                     d_ih, d_hh, dh0):
+    B = gates.shape[1]
+    for blk in prange((B + rows - 1) // rows):
+        _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, blk * rows,
+                               min(B, blk * rows + rows), h_prev, gates, d_ih, d_hh, dh0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -279,9 +358,15 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     keep = h_prev.shape[0] == T
     xg = gates if keep else np.empty((T, B, w_ih.shape[0]), x.dtype)
     _blas.project(x, w_ih, b_ih, xg)
+    H, rows = h0.shape[1], block_rows(B)
     with _lock, _blas.single_threaded():
-        _forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, keep, block_rows(B),
-                       out, h_n, h_prev, aux)
+        if reset_after:
+            _forward_after(xg, h0, np.ascontiguousarray(w_hh.T), b_hh, lengths, reverse, keep,
+                           rows, out, h_n, h_prev, aux)
+        else:
+            _forward_before(xg, h0, np.ascontiguousarray(w_hh[:2 * H].T),
+                            np.ascontiguousarray(w_hh[2 * H:].T), b_hh, lengths, reverse, keep,
+                            rows, out, h_n, h_prev, aux)
 
 
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
@@ -289,8 +374,13 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     """Same contract as ``reference.backward``."""
     d_ih = np.empty_like(gates)
     d_hh = np.empty_like(gates)
+    H, rows = w_hh.shape[1], block_rows(x.shape[1])
     with _lock, _blas.single_threaded():
-        _backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after, block_rows(x.shape[1]),
-                        h_prev, gates, aux, d_ih, d_hh, dh0)
+        if reset_after:
+            _backward_after(d_out, d_h_n, w_hh, lengths, reverse, rows, h_prev, gates, aux,
+                            d_ih, d_hh, dh0)
+        else:
+            _backward_before(d_out, d_h_n, w_hh[:2 * H], w_hh[2 * H:], lengths, reverse, rows,
+                             h_prev, gates, d_ih, d_hh, dh0)
     _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
                        dx, dw_ih, dw_hh, db_ih, db_hh)

@@ -4,7 +4,7 @@
 Row-major throughout; the only place that knows BLAS is column-major.
 """
 from cython cimport floating
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -19,7 +19,23 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     # and m, n; each transpose flag stays with its own matrix.
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    if floating is float:
+    cdef int inc_a = lda if trans_a else 1, one = 1
+    if m == 1:
+        # One row: c^T := alpha * op(B)^T a^T + beta * c^T is a GEMV, which BLAS
+        # runs faster than a one-row GEMM (streaming B at B=1 is the whole step).
+        # B as stored is column-major (n, k) (trans_b False) or (k, n) (trans_b True).
+        tb = b'T' if trans_b else b'N'
+        if floating is float:
+            if trans_b:
+                sgemv(&tb, &k, &n, &alpha, <float *> b, &ldb, <float *> a, &inc_a, &beta, c, &one)
+            else:
+                sgemv(&tb, &n, &k, &alpha, <float *> b, &ldb, <float *> a, &inc_a, &beta, c, &one)
+        else:
+            if trans_b:
+                dgemv(&tb, &k, &n, &alpha, <double *> b, &ldb, <double *> a, &inc_a, &beta, c, &one)
+            else:
+                dgemv(&tb, &n, &k, &alpha, <double *> b, &ldb, <double *> a, &inc_a, &beta, c, &one)
+    elif floating is float:
         sgemm(&tb, &ta, &n, &m, &k, &alpha, <float *> b, &ldb, <float *> a, &lda,
               &beta, c, &ldc)
     else:

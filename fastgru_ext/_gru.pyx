@@ -2,7 +2,7 @@
 """GRU recurrence kernels: one layer, one direction, float32 and float64.
 
 The same structure as ``fastgru.backends.numba_backend``: the batch is cut into
-fixed blocks of ``BLOCK_ROWS`` rows (rows are independent through time), and
+fixed blocks of rows (``block_rows(B)``; rows are independent through time), and
 each block walks all T steps on its own inside one ``prange`` (one parallel
 region per pass, no barrier per step). Per step a block does its small GEMM
 and one fused elementwise loop. Blocks depend only on the batch size, never on
@@ -18,19 +18,31 @@ then run without the GIL.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, tanh, tanhf
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
+from ._math cimport sigmoid_, tanh_
 from ._openmp cimport FASTGRU_OPENMP, omp_get_max_threads
 
-# Rows per block: small enough to spread a batch over the cores, large enough
-# for the per-step GEMM to run at speed. The Numba backend uses the same.
+# Rows per block, from the batch size alone (never the thread count: BLAS results
+# for a row may depend on how many rows its GEMM has). Up to MAX_BLOCKS blocks:
+# enough to spread the batch over the cores, while each block's per-step GEMM
+# keeps enough rows to reuse the weights it streams. The Numba backend does the same.
 cdef enum:
-    BLOCK = 8
-BLOCK_ROWS = BLOCK
+    MIN_BLOCK_ROWS = 16
+    MAX_BLOCKS = 8
+
+
+cdef inline Py_ssize_t _block_rows(Py_ssize_t B) noexcept nogil:
+    return max(<Py_ssize_t> MIN_BLOCK_ROWS, (B + MAX_BLOCKS - 1) // MAX_BLOCKS)
+
+
+def block_rows(Py_ssize_t B):
+    """Rows per block for a batch of B rows."""
+    return _block_rows(B)
+
 
 cdef int _n_threads = 0    # 0: OpenMP's default (OMP_NUM_THREADS, else all cores)
 
@@ -58,124 +70,174 @@ def set_num_threads(n):
     return previous
 
 
-cdef inline floating _sigmoid(floating a) noexcept nogil:
-    cdef floating one = 1
-    if floating is float:
-        return one / (one + expf(-a))
-    else:
-        return one / (one + exp(-a))
+# One row of one step each; the compiler vectorizes these loops over j.
+
+cdef inline void _row_after(Py_ssize_t H, floating *g, floating *hh, const floating *b_hh,
+                            floating *h, floating *o) noexcept nogil:
+    """reset="after", a valid row. g: x W_ih^T + b_ih in, r, z, n out; hh: h W_hh^T in,
+    its n part becomes hn_lin = h W_hn^T + b_hn; h: the state, updated; o: the output."""
+    cdef Py_ssize_t j
+    cdef floating r, z, n, a, h_new, one = 1
+    for j in range(H):
+        r = sigmoid_(g[j] + hh[j] + b_hh[j])
+        z = sigmoid_(g[H + j] + hh[H + j] + b_hh[H + j])
+        a = hh[2 * H + j] + b_hh[2 * H + j]
+        n = tanh_(g[2 * H + j] + r * a)
+        h_new = (one - z) * n + z * h[j]
+        g[j] = r
+        g[H + j] = z
+        g[2 * H + j] = n
+        hh[2 * H + j] = a
+        h[j] = h_new
+        o[j] = h_new
 
 
-cdef inline floating _tanh(floating a) noexcept nogil:
-    if floating is float:
-        return tanhf(a)
-    else:
-        return tanh(a)
+cdef inline void _row_rz_before(Py_ssize_t H, floating *g, const floating *hrz,
+                                const floating *b_hh, const floating *h,
+                                floating *rh) noexcept nogil:
+    """reset="before", first half: r and z into g (from h W_hr,hz^T in hrz), r * h into rh."""
+    cdef Py_ssize_t j
+    cdef floating r
+    for j in range(H):
+        r = sigmoid_(g[j] + hrz[j] + b_hh[j])
+        g[j] = r
+        g[H + j] = sigmoid_(g[H + j] + hrz[H + j] + b_hh[H + j])
+        rh[j] = r * h[j]
 
+
+cdef inline void _row_n_before(Py_ssize_t H, floating *g, const floating *hn,
+                               const floating *b_hh, floating *h, floating *o) noexcept nogil:
+    """reset="before", second half, a valid row: n from (r * h) W_hn^T in hn, then h and o."""
+    cdef Py_ssize_t j
+    cdef floating z, n, h_new, one = 1
+    for j in range(H):
+        z = g[H + j]
+        n = tanh_(g[2 * H + j] + hn[j] + b_hh[2 * H + j])
+        h_new = (one - z) * n + z * h[j]
+        g[2 * H + j] = n
+        h[j] = h_new
+        o[j] = h_new
+
+
+cdef inline void _grad_row_after(Py_ssize_t H, const floating *d_out, const floating *g,
+                                 const floating *h_prev, const floating *hn_lin, floating *dh,
+                                 floating *d_ih, floating *d_hh) noexcept nogil:
+    """reset="after", a valid row: the gate gradients; dh becomes its direct part dh_t * z."""
+    cdef Py_ssize_t j
+    cdef floating r, z, n, dh_t, dn, dz, dr, one = 1
+    for j in range(H):
+        r = g[j]
+        z = g[H + j]
+        n = g[2 * H + j]
+        dh_t = dh[j] + d_out[j]
+        dn = dh_t * (one - z) * (one - n * n)
+        dz = dh_t * (h_prev[j] - n) * z * (one - z)
+        dr = dn * hn_lin[j] * r * (one - r)
+        dh[j] = dh_t * z
+        d_ih[j] = dr
+        d_ih[H + j] = dz
+        d_ih[2 * H + j] = dn
+        d_hh[j] = dr
+        d_hh[H + j] = dz
+        d_hh[2 * H + j] = dn * r
+
+
+cdef inline void _grad_row_nz_before(Py_ssize_t H, const floating *d_out, const floating *g,
+                                     const floating *h_prev, floating *dh,
+                                     floating *d_ih) noexcept nogil:
+    """reset="before", first half, a valid row: the z and n gradients; dh becomes dh_t * z."""
+    cdef Py_ssize_t j
+    cdef floating z, n, dh_t, one = 1
+    for j in range(H):
+        z = g[H + j]
+        n = g[2 * H + j]
+        dh_t = dh[j] + d_out[j]
+        d_ih[2 * H + j] = dh_t * (one - z) * (one - n * n)
+        d_ih[H + j] = dh_t * (h_prev[j] - n) * z * (one - z)
+        dh[j] = dh_t * z
+
+
+cdef inline void _grad_row_r_before(Py_ssize_t H, const floating *g, const floating *h_prev,
+                                    const floating *drh, floating *dh,
+                                    floating *d_ih) noexcept nogil:
+    """reset="before", second half, a valid row: the r gradient from drh = dn_pre W_hn."""
+    cdef Py_ssize_t j
+    cdef floating r, one = 1
+    for j in range(H):
+        r = g[j]
+        d_ih[j] = drh[j] * h_prev[j] * r * (one - r)
+        dh[j] += drh[j] * r
+
+
+# One block of rows through all T steps. Rows past their length (t >= lengths[b])
+# are skipped: output 0, state frozen, zero gradients, aux 0 in the cache (so that
+# the weight-gradient GEMMs multiply zeros by finite numbers).
 
 cdef void _forward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse, bint keep,
-                         floating[:, :, ::1] xg, const floating[:, ::1] w_hh,
+                         floating[:, :, ::1] xg, const floating *w_t,
                          const floating[::1] b_hh, const int64_t[::1] lengths,  # IN
                          floating[:, :, ::1] out, floating[:, ::1] h_n,
                          floating[:, :, ::1] h_prev, floating[:, :, ::1] aux,  # OUT
                          floating *hh) noexcept nogil:
     """reset="after" for rows lo .. lo+m-1. h_n's rows hold h0 on entry and the
-    running state throughout; hh is (m, 3H) scratch for h W_hh^T."""
+    running state throughout; w_t is W_hh^T (H, 3H); hh is (m, 3H) scratch for h W_hh^T."""
     cdef Py_ssize_t T = xg.shape[0], G = xg.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i, j
+    cdef Py_ssize_t step, t, i
     cdef floating *h = &h_n[lo, 0]
-    cdef const floating *bh = &b_hh[0]
-    cdef floating *g
-    cdef floating *o
-    cdef floating *h_i
-    cdef floating *hh_i
-    cdef floating r, z, n, a, one = 1, zero = 0
-    cdef bint valid
+    cdef floating one = 1, zero = 0
     for step in range(T):
         t = T - 1 - step if reverse else step
         if keep:
             memcpy(&h_prev[t, lo, 0], h, m * H * sizeof(floating))
-        gemm(False, True, <int> m, <int> G, <int> H, one, h, <int> H,
-             &w_hh[0, 0], <int> H, zero, hh, <int> G)
+        gemm(False, False, <int> m, <int> G, <int> H, one, h, <int> H,
+             w_t, <int> G, zero, hh, <int> G)
         for i in range(m):
-            valid = t < lengths[lo + i]
-            g = &xg[t, lo + i, 0]
-            o = &out[t, lo + i, 0]
-            h_i = h + i * H
-            hh_i = hh + i * G
-            for j in range(H):
-                r = _sigmoid(g[j] + hh_i[j] + bh[j])
-                z = _sigmoid(g[H + j] + hh_i[H + j] + bh[H + j])
-                a = hh_i[2 * H + j] + bh[2 * H + j]
-                n = _tanh(g[2 * H + j] + r * a)
-                g[j] = r
-                g[H + j] = z
-                g[2 * H + j] = n
+            if t < lengths[lo + i]:
+                _row_after(H, &xg[t, lo + i, 0], hh + i * G, &b_hh[0], h + i * H,
+                           &out[t, lo + i, 0])
                 if keep:
-                    aux[t, lo + i, j] = a
-                if valid:
-                    h_i[j] = (one - z) * n + z * h_i[j]
-                    o[j] = h_i[j]
-                else:
-                    o[j] = zero
+                    memcpy(&aux[t, lo + i, 0], hh + i * G + 2 * H, H * sizeof(floating))
+            else:
+                memset(&out[t, lo + i, 0], 0, H * sizeof(floating))
+                if keep:
+                    memset(&aux[t, lo + i, 0], 0, H * sizeof(floating))
 
 
 cdef void _forward_before(Py_ssize_t lo, Py_ssize_t m, bint reverse, bint keep,
-                          floating[:, :, ::1] xg, const floating[:, ::1] w_hh,
+                          floating[:, :, ::1] xg, const floating *w_t,
                           const floating[::1] b_hh, const int64_t[::1] lengths,  # IN
                           floating[:, :, ::1] out, floating[:, ::1] h_n,
                           floating[:, :, ::1] h_prev, floating[:, :, ::1] aux,  # OUT
                           floating *work) noexcept nogil:
-    """reset="before" for rows lo .. lo+m-1; work is (m, 4H) scratch: h W_hrz^T and
+    """reset="before" for rows lo .. lo+m-1; w_t is W_hh^T (H, 3H); work is (m, 4H) scratch: h W_hr,hz^T and
     (r*h) W_hn^T side by side as (m, 3H), then r*h as (m, H)."""
     cdef Py_ssize_t T = xg.shape[0], G = xg.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i, j
+    cdef Py_ssize_t step, t, i
     cdef floating *h = &h_n[lo, 0]
     cdef floating *rh = work + m * G
-    cdef const floating *bh = &b_hh[0]
-    cdef floating *g
-    cdef floating *o
-    cdef floating *h_i
-    cdef floating *w_i
-    cdef floating *rh_i
-    cdef floating r, z, n, one = 1, zero = 0
-    cdef bint valid
+    cdef floating one = 1, zero = 0
     for step in range(T):
         t = T - 1 - step if reverse else step
         if keep:
             memcpy(&h_prev[t, lo, 0], h, m * H * sizeof(floating))
-        gemm(False, True, <int> m, <int> (2 * H), <int> H, one, h, <int> H,
-             &w_hh[0, 0], <int> H, zero, work, <int> G)
+        gemm(False, False, <int> m, <int> (2 * H), <int> H, one, h, <int> H,
+             w_t, <int> G, zero, work, <int> G)
         for i in range(m):
-            g = &xg[t, lo + i, 0]
-            h_i = h + i * H
-            w_i = work + i * G
-            rh_i = rh + i * H
-            for j in range(H):
-                r = _sigmoid(g[j] + w_i[j] + bh[j])
-                g[j] = r
-                g[H + j] = _sigmoid(g[H + j] + w_i[H + j] + bh[H + j])
-                rh_i[j] = r * h_i[j]
-        gemm(False, True, <int> m, <int> H, <int> H, one, rh, <int> H,
-             &w_hh[2 * H, 0], <int> H, zero, work + 2 * H, <int> G)
+            if t < lengths[lo + i]:
+                _row_rz_before(H, &xg[t, lo + i, 0], work + i * G, &b_hh[0], h + i * H,
+                               rh + i * H)
+            else:  # its GEMM row is discarded; keep it finite
+                memset(rh + i * H, 0, H * sizeof(floating))
+        gemm(False, False, <int> m, <int> H, <int> H, one, rh, <int> H,
+             w_t + 2 * H, <int> G, zero, work + 2 * H, <int> G)
         for i in range(m):
-            valid = t < lengths[lo + i]
-            g = &xg[t, lo + i, 0]
-            o = &out[t, lo + i, 0]
-            h_i = h + i * H
-            w_i = work + i * G
-            rh_i = rh + i * H
-            for j in range(H):
-                z = g[H + j]
-                n = _tanh(g[2 * H + j] + w_i[2 * H + j] + bh[2 * H + j])
-                g[2 * H + j] = n
-                if keep:
-                    aux[t, lo + i, j] = rh_i[j]
-                if valid:
-                    h_i[j] = (one - z) * n + z * h_i[j]
-                    o[j] = h_i[j]
-                else:
-                    o[j] = zero
+            if t < lengths[lo + i]:
+                _row_n_before(H, &xg[t, lo + i, 0], work + i * G + 2 * H, &b_hh[0],
+                              h + i * H, &out[t, lo + i, 0])
+            else:
+                memset(&out[t, lo + i, 0], 0, H * sizeof(floating))
+        if keep:
+            memcpy(&aux[t, lo, 0], rh, m * H * sizeof(floating))
 
 
 cdef void _backward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse,
@@ -187,49 +249,20 @@ cdef void _backward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse,
     """reset="after" for rows lo .. lo+m-1; dh0's rows hold d_h_n on entry and
     the running gradient at the state throughout."""
     cdef Py_ssize_t T = gates.shape[0], G = gates.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i, j, b
+    cdef Py_ssize_t step, t, i, b
     cdef floating *dh = &dh0[lo, 0]
-    cdef floating *dh_i
-    cdef const floating *g
-    cdef const floating *hp
-    cdef const floating *ax
-    cdef const floating *do
-    cdef floating *di
-    cdef floating *dhh
-    cdef floating r, z, n, dh_t, dn, dz, dr, one = 1, zero = 0
-    cdef bint valid
+    cdef floating one = 1
     for step in range(T):
         t = step if reverse else T - 1 - step
         for i in range(m):
             b = lo + i
-            valid = t < lengths[b]
-            g = &gates[t, b, 0]
-            hp = &h_prev[t, b, 0]
-            ax = &aux[t, b, 0]
-            do = &d_out[t, b, 0]
-            di = &d_ih[t, b, 0]
-            dhh = &d_hh[t, b, 0]
-            dh_i = dh + i * H
-            for j in range(H):
-                r = g[j]
-                z = g[H + j]
-                n = g[2 * H + j]
-                if valid:
-                    dh_t = dh_i[j] + do[j]
-                    dn = dh_t * (one - z) * (one - n * n)
-                    dz = dh_t * (hp[j] - n) * z * (one - z)
-                    dr = dn * ax[j] * r * (one - r)
-                    dh_i[j] = dh_t * z
-                else:
-                    dn = zero
-                    dz = zero
-                    dr = zero
-                di[j] = dr
-                di[H + j] = dz
-                di[2 * H + j] = dn
-                dhh[j] = dr
-                dhh[H + j] = dz
-                dhh[2 * H + j] = dn * r
+            if t < lengths[b]:
+                _grad_row_after(H, &d_out[t, b, 0], &gates[t, b, 0], &h_prev[t, b, 0],
+                                &aux[t, b, 0], dh + i * H, &d_ih[t, b, 0], &d_hh[t, b, 0])
+            else:
+                memset(&d_ih[t, b, 0], 0, G * sizeof(floating))
+                memset(&d_hh[t, b, 0], 0, G * sizeof(floating))
+        # dh += d_hh W_hh; the zero rows of skipped steps add exactly nothing
         gemm(False, False, <int> m, <int> H, <int> G, one, &d_hh[t, lo, 0], <int> G,
              &w_hh[0, 0], <int> H, one, dh, <int> H)
 
@@ -243,54 +276,27 @@ cdef void _backward_before(Py_ssize_t lo, Py_ssize_t m, bint reverse,
     """reset="before" for rows lo .. lo+m-1 (d_hh equals d_ih here); drh is
     (m, H) scratch for the gradient at r * h."""
     cdef Py_ssize_t T = gates.shape[0], G = gates.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i, j, b
+    cdef Py_ssize_t step, t, i, b
     cdef floating *dh = &dh0[lo, 0]
-    cdef floating *dh_i
-    cdef floating *drh_i
-    cdef const floating *g
-    cdef const floating *hp
-    cdef const floating *do
-    cdef floating *di
-    cdef floating r, z, n, dh_t, one = 1, zero = 0
-    cdef bint valid
+    cdef floating one = 1, zero = 0
     for step in range(T):
         t = step if reverse else T - 1 - step
         for i in range(m):
             b = lo + i
-            valid = t < lengths[b]
-            g = &gates[t, b, 0]
-            hp = &h_prev[t, b, 0]
-            do = &d_out[t, b, 0]
-            di = &d_ih[t, b, 0]
-            dh_i = dh + i * H
-            for j in range(H):
-                z = g[H + j]
-                n = g[2 * H + j]
-                if valid:
-                    dh_t = dh_i[j] + do[j]
-                    di[2 * H + j] = dh_t * (one - z) * (one - n * n)
-                    di[H + j] = dh_t * (hp[j] - n) * z * (one - z)
-                    dh_i[j] = dh_t * z
-                else:
-                    di[2 * H + j] = zero
-                    di[H + j] = zero
+            if t < lengths[b]:
+                _grad_row_nz_before(H, &d_out[t, b, 0], &gates[t, b, 0], &h_prev[t, b, 0],
+                                    dh + i * H, &d_ih[t, b, 0])
+            else:
+                memset(&d_ih[t, b, 0], 0, G * sizeof(floating))
+        # drh = dn_pre W_hn
         gemm(False, False, <int> m, <int> H, <int> H, one, &d_ih[t, lo, 2 * H], <int> G,
              &w_hh[2 * H, 0], <int> H, zero, drh, <int> H)
         for i in range(m):
             b = lo + i
-            valid = t < lengths[b]
-            g = &gates[t, b, 0]
-            hp = &h_prev[t, b, 0]
-            di = &d_ih[t, b, 0]
-            dh_i = dh + i * H
-            drh_i = drh + i * H
-            for j in range(H):
-                if valid:
-                    r = g[j]
-                    di[j] = drh_i[j] * hp[j] * r * (one - r)
-                    dh_i[j] += drh_i[j] * r
-                else:
-                    di[j] = zero
+            if t < lengths[b]:
+                _grad_row_r_before(H, &gates[t, b, 0], &h_prev[t, b, 0], drh + i * H,
+                                   dh + i * H, &d_ih[t, b, 0])
+        # dh += d_rz W_hr,hz
         gemm(False, False, <int> m, <int> H, <int> (2 * H), one, &d_ih[t, lo, 0], <int> G,
              &w_hh[0, 0], <int> H, one, dh, <int> H)
 
@@ -309,11 +315,11 @@ def _expect(name, got, want):
         raise ValueError(f"{name} must have shape {want}, got {got}")
 
 
-def forward_steps(floating[:, :, ::1] xg, const floating[:, ::1] h0,
-                  const floating[:, ::1] w_hh, const floating[::1] b_hh,
-                  const int64_t[::1] lengths, bint reverse, bint reset_after,  # IN
-                  floating[:, :, ::1] out, floating[:, ::1] h_n,
-                  floating[:, :, ::1] h_prev, floating[:, :, ::1] aux):  # OUT
+def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not None,
+                  const floating[:, ::1] w_hh not None, const floating[::1] b_hh not None,
+                  const int64_t[::1] lengths not None, bint reverse, bint reset_after,  # IN
+                  floating[:, :, ::1] out not None, floating[:, ::1] h_n not None,
+                  floating[:, :, ::1] h_prev not None, floating[:, :, ::1] aux not None):  # OUT
     """Run the recurrence over all T steps.
 
     xg : (T, B, 3H) IN/OUT, x W_ih^T + b_ih on entry, the activated gates r, z, n on exit
@@ -324,7 +330,7 @@ def forward_steps(floating[:, :, ::1] xg, const floating[:, ::1] h0,
     All arrays C-contiguous and of one float dtype.
     """
     cdef Py_ssize_t T = xg.shape[0], B = xg.shape[1], G = xg.shape[2], H = G // 3
-    cdef Py_ssize_t n_blocks = (B + BLOCK - 1) // BLOCK, blk, lo, m
+    cdef Py_ssize_t rows = _block_rows(B), n_blocks = (B + rows - 1) // rows, blk, lo, m
     if H < 1 or G != 3 * H:
         raise ValueError(f"xg must have shape (T, B, 3*H) with H >= 1, got {_dims(xg.shape, 3)}")
     _expect("h0", _dims(h0.shape, 2), (B, H))
@@ -334,35 +340,44 @@ def forward_steps(floating[:, :, ::1] xg, const floating[:, ::1] h0,
     _expect("out", _dims(out.shape, 3), (T, B, H))
     _expect("h_n", _dims(h_n.shape, 2), (B, H))
     cdef bint keep = h_prev.shape[0] == T and T > 0
-    _expect("h_prev", _dims(h_prev.shape, 3), (T if keep else 0, B, H))
-    _expect("aux", _dims(aux.shape, 3), (T if keep else 0, B, H))
-    cdef floating *work = <floating *> malloc(max(B * 4 * H, 1) * sizeof(floating))
-    if work == NULL:
+    if _dims(h_prev.shape, 3) not in ((T, B, H), (0, B, H)):
+        raise ValueError(f"h_prev must have shape {(T, B, H)} (cache kept) or {(0, B, H)}, "
+                         f"got {_dims(h_prev.shape, 3)}")
+    _expect("aux", _dims(aux.shape, 3), _dims(h_prev.shape, 3))
+    # W_hh^T, C-ordered, so that each per-step product is a plain C x C GEMM;
+    # then (B, 4H) of per-row scratch (a block uses its own rows).
+    cdef floating *w_t = <floating *> malloc((G * H + B * 4 * H) * sizeof(floating))
+    cdef floating *work = w_t + G * H
+    cdef Py_ssize_t i, j
+    if w_t == NULL:
         raise MemoryError()
     cdef int n_threads = _threads_for(n_blocks)
     try:
         with nogil:
-            for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-                lo = blk * BLOCK
-                m = min(BLOCK, B - lo)
+            for i in range(G):
+                for j in range(H):
+                    w_t[j * G + i] = w_hh[i, j]
+            for blk in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
+                lo = blk * rows
+                m = min(rows, B - lo)
                 memcpy(&h_n[lo, 0], &h0[lo, 0], m * H * sizeof(floating))
                 if reset_after:
-                    _forward_after(lo, m, reverse, keep, xg, w_hh, b_hh, lengths,
+                    _forward_after(lo, m, reverse, keep, xg, w_t, b_hh, lengths,
                                    out, h_n, h_prev, aux, work + lo * 4 * H)
                 else:
-                    _forward_before(lo, m, reverse, keep, xg, w_hh, b_hh, lengths,
+                    _forward_before(lo, m, reverse, keep, xg, w_t, b_hh, lengths,
                                     out, h_n, h_prev, aux, work + lo * 4 * H)
     finally:
-        free(work)
+        free(w_t)
 
 
-def backward_steps(const floating[:, :, ::1] d_out, const floating[:, ::1] d_h_n,
-                   const floating[:, ::1] w_hh, const int64_t[::1] lengths,
+def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, ::1] d_h_n not None,
+                   const floating[:, ::1] w_hh not None, const int64_t[::1] lengths not None,
                    bint reverse, bint reset_after,  # IN
-                   const floating[:, :, ::1] h_prev, const floating[:, :, ::1] gates,
-                   const floating[:, :, ::1] aux,  # IN: the forward cache
-                   floating[:, :, ::1] d_ih, floating[:, :, ::1] d_hh,
-                   floating[:, ::1] dh0):  # OUT
+                   const floating[:, :, ::1] h_prev not None, const floating[:, :, ::1] gates not None,
+                   const floating[:, :, ::1] aux not None,  # IN: the forward cache
+                   floating[:, :, ::1] d_ih not None, floating[:, :, ::1] d_hh not None,
+                   floating[:, ::1] dh0 not None):  # OUT
     """Walk time backwards.
 
     d_out : (T, B, H), d_h_n : (B, H), w_hh : (3H, H), lengths : (B,) int64 IN
@@ -373,7 +388,7 @@ def backward_steps(const floating[:, :, ::1] d_out, const floating[:, ::1] d_h_n
     dh0 : (B, H) OUT
     """
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], G = gates.shape[2], H = G // 3
-    cdef Py_ssize_t n_blocks = (B + BLOCK - 1) // BLOCK, blk, lo, m
+    cdef Py_ssize_t rows = _block_rows(B), n_blocks = (B + rows - 1) // rows, blk, lo, m
     if H < 1 or G != 3 * H:
         raise ValueError(f"gates must have shape (T, B, 3*H) with H >= 1, got {_dims(gates.shape, 3)}")
     _expect("d_out", _dims(d_out.shape, 3), (T, B, H))
@@ -391,9 +406,9 @@ def backward_steps(const floating[:, :, ::1] d_out, const floating[:, ::1] d_h_n
     cdef int n_threads = _threads_for(n_blocks)
     try:
         with nogil:
-            for blk in prange(n_blocks, schedule="static", num_threads=n_threads):
-                lo = blk * BLOCK
-                m = min(BLOCK, B - lo)
+            for blk in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
+                lo = blk * rows
+                m = min(rows, B - lo)
                 memcpy(&dh0[lo, 0], &d_h_n[lo, 0], m * H * sizeof(floating))
                 if reset_after:
                     _backward_after(lo, m, reverse, d_out, w_hh, lengths, h_prev, gates, aux,

@@ -53,7 +53,9 @@ def openmp_enabled():
 
 
 def get_num_threads():
-    """The number of threads the kernels use (at most one per row block)."""
+    """The number of threads the kernels use (at most one per row block); 1 without OpenMP."""
+    if not FASTGRU_OPENMP:
+        return 1
     return _n_threads if _n_threads > 0 else omp_get_max_threads()
 
 
@@ -63,8 +65,10 @@ def set_num_threads(n):
     previous = _n_threads if _n_threads > 0 else None
     if n is None:
         _n_threads = 0
-    elif isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"num_threads must be an int >= 1 or None, got {n!r}")
+    elif isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"the number of threads must be an int or None, got {type(n).__name__} {n!r}")
+    elif n < 1:
+        raise ValueError(f"the number of threads must be >= 1, got {n}")
     else:
         _n_threads = n
     return previous

@@ -1,0 +1,114 @@
+"""Backend selection where Numba is missing: Cython is chosen, with one warning, and gives the same numbers.
+
+Each test imports fastgru afresh with modules hidden (``sys.modules[name] = None`` makes
+``import name`` fail); the original modules are put back afterwards.
+"""
+import importlib
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import fastgru
+from helpers import GRAD_NAMES, assert_close, random_problem, upstream
+
+pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is not built")
+
+
+def _fastgru_modules():
+    return [name for name in sys.modules if name == "fastgru" or name.startswith("fastgru.")]
+
+
+@pytest.fixture
+def fresh_fastgru(monkeypatch):
+    """fresh_fastgru(hide, backend): fastgru imported anew with ``hide`` unimportable."""
+    def load(hide=("numba",), backend="auto"):
+        for name in _fastgru_modules():
+            monkeypatch.delitem(sys.modules, name)
+        for name in hide:
+            monkeypatch.setitem(sys.modules, name, None)
+        monkeypatch.setenv("FASTGRU_BACKEND", backend)
+        return importlib.import_module("fastgru")
+    yield load
+    # drop the fresh modules; monkeypatch then puts the original ones back
+    for name in _fastgru_modules():
+        del sys.modules[name]
+
+
+def runtime_warnings(records):
+    return [str(w.message) for w in records if issubclass(w.category, RuntimeWarning)]
+
+
+def forward_backward(module, p, reset):
+    out, h_n, cache = module.gru_forward(reset=reset, need_cache=True, **p)
+    T, B, _ = p["x"].shape
+    d_out, d_h_n = upstream(np.random.default_rng(5), T, B, p["w_hh"].shape[1], p["x"].dtype)
+    return (out, h_n) + module.gru_backward(d_out, d_h_n, cache)
+
+
+def test_auto_without_numba_chooses_cython_with_one_warning(fresh_fastgru):
+    fg = fresh_fastgru()
+    p = random_problem(np.random.default_rng(0), 4, 3, 2, 5, np.float32)
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        assert fg.get_backend() == "cython"
+        fg.gru_forward(**p)
+        assert fg.get_backend() == "cython"
+    messages = runtime_warnings(records)
+    assert len(messages) == 1, messages
+    assert "'cython'" in messages[0]
+    assert "numba" in messages[0] and "pip install numba" in messages[0]  # what was missing, how to get it
+    assert fg.available_backends() == ["cython", "numpy"]
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_fallback_gives_the_same_numbers(fresh_fastgru, dtype, reset):
+    p = random_problem(np.random.default_rng(1), 6, 19, 3, 7, dtype, lengths=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fg = fresh_fastgru()
+        got = forward_backward(fg, p, reset)
+    assert fg.get_backend() == "cython"
+    fg.set_backend("numpy")
+    want = forward_backward(fg, p, reset)
+    for name, a, b in zip(("out", "h_n") + GRAD_NAMES, got, want):
+        assert_close(a, b, dtype, f"fallback {name}")
+    # and exactly what the same extension gives in the process as it was (numba importable or not)
+    before = fastgru.get_backend()
+    fastgru.set_backend("cython")
+    try:
+        same = forward_backward(fastgru, p, reset)
+    finally:
+        fastgru.set_backend(before)
+    for name, a, b in zip(("out", "h_n") + GRAD_NAMES, got, same):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_forced_cython_does_not_warn(fresh_fastgru):
+    fg = fresh_fastgru(backend="cython")
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        assert fg.get_backend() == "cython"
+    assert runtime_warnings(records) == []
+
+
+def test_forced_numba_without_numba_is_a_clear_error(fresh_fastgru):
+    fg = fresh_fastgru(backend="numba")
+    with pytest.raises(ImportError, match=r"'numba' is not available.*pip install numba"):
+        fg.get_backend()
+    fg.set_backend("cython")
+    with pytest.raises(fg.backends.BackendUnavailable, match="numba"):
+        fg.set_backend("numba")
+    assert fg.get_backend() == "cython"
+
+
+def test_without_numba_and_extension_falls_back_to_numpy(fresh_fastgru):
+    fg = fresh_fastgru(hide=("numba", "fastgru_ext"))
+    with pytest.warns(RuntimeWarning) as records:
+        assert fg.get_backend() == "numpy"
+    message = runtime_warnings(records)[0]
+    assert "numba" in message and "cython" in message
+    assert fg.available_backends() == ["numpy"]
+    with pytest.raises(ImportError, match="'cython' is not available"):
+        fg.set_backend("cython")

@@ -250,3 +250,16 @@ def test_empty_sequences_and_batches():
     b["d_h_n"] = np.ones((4, 2))
     _gru.backward_steps(**b)
     np.testing.assert_array_equal(b["dh0"], b["d_h_n"])
+
+
+@pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
+@pytest.mark.parametrize("B", [1, 3, 40])
+def test_step_matches_reference(dtype, rng, reset_after, B):
+    I, H = 4, 6
+    p = problem(rng, (1, B, I, H), dtype)
+    outs = []
+    for backend in (cython, reference):
+        out = np.empty((B, H), dtype)
+        backend.step(p["x"][0], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], reset_after, out)
+        outs.append(out)
+    assert_close(*outs, dtype, "cython step")

@@ -32,6 +32,23 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
                            out, h_n, h_prev, aux)
 
 
+def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
+    """Same contract as ``reference.step``: one step (GRUCell), a sequence of length 1."""
+    B, H = h.shape
+    xg = np.empty((1, B, w_ih.shape[0]), x.dtype)
+    _blas.project(x[None], w_ih, b_ih, xg)
+    unused = np.empty((0, B, H), x.dtype)
+    args = (xg, h, w_hh, b_hh, np.ones(B, np.int64), False, reset_after,
+            np.empty((1, B, H), x.dtype), out, unused, unused)
+    if B <= _gru.block_rows(B):
+        # One block, one thread: nothing for BLAS's threads to fight, and limiting
+        # them would cost more than a streaming step itself.
+        _gru.forward_steps(*args)
+    else:
+        with _lock, _blas.single_threaded():
+            _gru.forward_steps(*args)
+
+
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
              h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
     """Same contract as ``reference.backward``."""

@@ -71,3 +71,16 @@ def test_eight_python_threads_match_serial(backend, rng):
     for (out, h_n), (want_out, want_h_n) in zip(results, serial):
         np.testing.assert_array_equal(out, want_out)
         np.testing.assert_array_equal(h_n, want_h_n)
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_one_vs_two_blas_threads_bitwise_equal(backend, rng, reset):
+    """Big enough that BLAS would split its products differently with 2 threads."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    p = random_problem(rng, 30, 40, 33, 24, np.float32, lengths=True)
+    results = []
+    for n in (1, 2):
+        with threadpoolctl.threadpool_limits(limits=n, user_api="blas"):
+            results.append(forward_backward(p, reset))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

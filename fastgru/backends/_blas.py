@@ -1,46 +1,85 @@
-"""The large GEMMs around the recurrence, shared by the compiled backends.
+"""The large GEMMs around the recurrence, and BLAS thread control, shared by the
+compiled backends.
 
-These run in NumPy with BLAS at its full thread count; only the recurrence
-itself runs under ``single_threaded()``.
+Determinism: OpenBLAS splits a product differently for different thread counts
+and row counts, and the bits of the result follow the split (measured: weight
+gradients differed between 1 and 2 BLAS threads). So every product here runs with
+BLAS held to one thread, cut into pieces fixed by the shapes alone, and the pieces
+run on fastgru's own threads (NumPy releases the GIL in BLAS). Results are then
+bitwise identical for any thread count, and the cores are still all used.
 """
 import contextlib
 import functools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+# At most this many pieces: enough to feed 16 cores, few enough that each BLAS
+# call stays efficient. A piece has at least _MIN_ROWS rows of the T*B rows, or
+# _MIN_WEIGHT_ROWS output rows of a weight gradient (each of those sums T*B rows).
+_MAX_PIECES = 16
+_MIN_ROWS = 128
+_MIN_WEIGHT_ROWS = 32
 
-@functools.lru_cache(maxsize=None)
-def _controller():
-    # Imported late: threadpoolctl scans the loaded BLAS libraries once, and
-    # scipy's (the one Numba and Cython call) must be loaded by then.
-    import scipy.linalg.cython_blas  # noqa: F401
-    from threadpoolctl import ThreadpoolController
-    return ThreadpoolController()
+# One fastgru computation at a time: the BLAS limit is process-wide, and Numba's
+# default workqueue threading layer aborts on concurrent parallel calls (numba #8563).
+_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=None)
 def _blas_libraries():
-    return [lib for lib in _controller().lib_controllers if lib.user_api == "blas"]
+    # Imported late: threadpoolctl scans the loaded libraries once, and scipy's
+    # BLAS (the one Numba and Cython call) must be loaded by then.
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+    return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
 
 
 @contextlib.contextmanager
-def single_threaded():
-    """Limit every loaded BLAS to one thread, restoring the limits on exit.
+def exclusive():
+    """Hold fastgru's lock with every BLAS limited to one thread; yields the number of
+    threads BLAS had, which fastgru's own GEMM pieces then use. Restores on exit.
 
-    Calls the libraries' own setters: threadpoolctl's limit() context costs ~10 us,
-    too much for a short sequence.
+    Calls the libraries' own setters: threadpoolctl's limit() costs ~10 us a call.
     """
-    libs = _blas_libraries()
-    saved = [lib.get_num_threads() for lib in libs]
-    for lib, n in zip(libs, saved):
-        if n != 1:
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
+    with _lock:
+        libs = _blas_libraries()
+        saved = [lib.get_num_threads() for lib in libs]
         for lib, n in zip(libs, saved):
             if n != 1:
-                lib.set_num_threads(n)
+                lib.set_num_threads(1)
+        try:
+            yield max(saved, default=1)
+        finally:
+            for lib, n in zip(libs, saved):
+                if n != 1:
+                    lib.set_num_threads(n)
+
+
+single_threaded = exclusive  # the earlier name, until the cython adapter moves over
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(threads):
+    return ThreadPoolExecutor(threads, thread_name_prefix="fastgru")
+
+
+def _spans(n, min_rows=_MIN_ROWS, offset=0):
+    """A split of range(offset, offset + n) that depends on n alone."""
+    k = max(1, min(_MAX_PIECES, n // min_rows))
+    edges = [offset + n * i // k for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _run(piece, spans, threads):
+    """piece(lo, hi) for each span, on up to `threads` threads."""
+    if threads <= 1 or len(spans) == 1:
+        for lo, hi in spans:
+            piece(lo, hi)
+        return
+    for future in [_pool(threads).submit(piece, lo, hi) for lo, hi in spans]:
+        future.result()
 
 
 def _rows(a):
@@ -48,35 +87,51 @@ def _rows(a):
     return a.reshape(-1, a.shape[-1])
 
 
-def project(x, w_ih, b_ih, out):
+def project(x, w_ih, b_ih, out, threads=1):
     """out := x W_ih^T + b_ih for all steps at once; x (T, B, I), out (T, B, 3H)."""
-    x2, o2 = _rows(x), _rows(out)
-    if x.shape[-1] == 1:
-        # BLAS GEMM with K=1 is very slow (1.8 GFLOP/s measured): an outer product.
-        np.multiply(x2, w_ih[:, 0], out=o2)
-    else:
-        np.matmul(x2, w_ih.T, out=o2)
-    o2 += b_ih
+    x2, o2, w_T = _rows(x), _rows(out), w_ih.T
+
+    def piece(lo, hi):
+        if x.shape[-1] == 1:
+            # BLAS GEMM with K=1 is very slow (1.8 GFLOP/s measured): an outer product.
+            np.multiply(x2[lo:hi], w_T, out=o2[lo:hi])
+        else:
+            np.matmul(x2[lo:hi], w_T, out=o2[lo:hi])
+        o2[lo:hi] += b_ih
+    _run(piece, _spans(x2.shape[0]), threads)
 
 
 def weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
-                 dx, dw_ih, dw_hh, db_ih, db_hh):
-    """Each gradient as one GEMM (or sum) over all T*B rows.
+                 dx, dw_ih, dw_hh, db_ih, db_hh, threads=1):
+    """Each gradient as one product over all T*B rows.
 
     d_ih, d_hh : (T, B, 3H) pre-activation gate gradients (see the backends)
+    dx is cut by rows; the weight gradients by their output rows, each piece
+    summing over all T*B rows in one BLAS call.
     """
     H = h_prev.shape[-1]
-    g_ih, g_hh, x2, hp = _rows(d_ih), _rows(d_hh), _rows(x), _rows(h_prev)
-    if x.shape[-1] == 1:  # GEMMs with a dimension of 1 are slow; these are GEMVs
-        np.dot(g_ih, w_ih[:, 0], out=_rows(dx)[:, 0])
-        np.dot(g_ih.T, x2[:, 0], out=dw_ih[:, 0])
-    else:
-        np.matmul(g_ih, w_ih, out=_rows(dx))
-        np.matmul(g_ih.T, x2, out=dw_ih)
-    if reset_after:
-        np.matmul(g_hh.T, hp, out=dw_hh)
-    else:
-        np.matmul(g_hh[:, :2 * H].T, hp, out=dw_hh[:2 * H])
-        np.matmul(g_hh[:, 2 * H:].T, _rows(aux), out=dw_hh[2 * H:])
+    g_ih, g_hh, x2, hp, a2 = _rows(d_ih), _rows(d_hh), _rows(x), _rows(h_prev), _rows(aux)
+    dx2 = _rows(dx)
+
+    gemv = x.shape[-1] == 1   # BLAS GEMMs with a dimension of 1 are slow; use GEMVs
+
+    def dx_piece(lo, hi):
+        if gemv:
+            np.dot(g_ih[lo:hi], w_ih[:, 0], out=dx2[lo:hi, 0])
+        else:
+            np.matmul(g_ih[lo:hi], w_ih, out=dx2[lo:hi])
+
+    def dw_piece(lo, hi):   # rows lo:hi of the (3H, I) and (3H, H) weight gradients
+        if gemv:
+            np.dot(g_ih[:, lo:hi].T, x2[:, 0], out=dw_ih[lo:hi, 0])
+        else:
+            np.matmul(g_ih[:, lo:hi].T, x2, out=dw_ih[lo:hi])
+        # with reset="before", W_hn acts on r * h (aux), not on h
+        h_in = hp if reset_after or hi <= 2 * H else a2
+        np.matmul(g_hh[:, lo:hi].T, h_in, out=dw_hh[lo:hi])
+
+    _run(dx_piece, _spans(g_ih.shape[0]), threads)
+    # pieces inside one gate each, so none straddles the r, z | n boundary
+    _run(dw_piece, [s for g in range(3) for s in _spans(H, _MIN_WEIGHT_ROWS, g * H)], threads)
     g_ih.sum(axis=0, out=db_ih)
     g_hh.sum(axis=0, out=db_hh)

@@ -19,8 +19,6 @@ Each reset variant has its own kernels, compiled on first use: a program pays
 the compile time of the variant it runs, and the prange bodies stay one call
 (the parfor pass compiles what it holds twice).
 """
-import threading
-
 import numpy as np
 from numba import njit, prange
 
@@ -38,10 +36,6 @@ def block_rows(B):
 
 _MIN_BLOCK_ROWS = 16
 _MAX_BLOCKS = 8
-
-# Numba's default workqueue threading layer aborts on concurrent parallel calls
-# (numba issue 8563), and the BLAS thread limit is process-wide: one call at a time.
-_lock = threading.Lock()
 
 
 @njit(cache=True, error_model="numpy")
@@ -119,19 +113,16 @@ def _grad_n_before(d_out, g, h_prev, dh, dn_pre, d_rz):
 
 
 @njit(cache=True, error_model="numpy")
-def _grad_rz_before(g, h_prev, drh, dn_pre, dh, d_rz, d_ih, d_hh):
+def _grad_rz_before(g, h_prev, drh, dn_pre, dh, d_rz, d_pre):
     """One row, reset="before", second half: r gradient from drh = dn_pre W_hn."""
     H = dh.shape[0]
     for j in range(H):
         r = g[j]
         d_rz[j] = drh[j] * h_prev[j] * r * (1.0 - r)
         dh[j] += drh[j] * r
-        d_ih[j] = d_rz[j]
-        d_ih[H + j] = d_rz[H + j]
-        d_ih[2 * H + j] = dn_pre[j]
-        d_hh[j] = d_rz[j]
-        d_hh[H + j] = d_rz[H + j]
-        d_hh[2 * H + j] = dn_pre[j]
+        d_pre[j] = d_rz[j]
+        d_pre[H + j] = d_rz[H + j]
+        d_pre[2 * H + j] = dn_pre[j]
 
 
 # Explicit loops rather than slice assignment: Numba's array assignment compiles a
@@ -260,9 +251,10 @@ def _backward_block_after(d_out, d_h_n, w_hh, lengths, reverse, lo, hi,  # IN
 @njit(cache=True, error_model="numpy")
 def _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, lo, hi,  # IN
                            h_prev, gates,  # IN: the forward cache
-                           d_ih, d_hh, dh0):  # OUT
-    """As _backward_block_after for reset="before"; w_rz (2H, H) and w_n (H, H) are
-    the r, z and n blocks of W_hh."""
+                           d_pre, dh0):  # OUT
+    """As _backward_block_after for reset="before", where the gradients at the input
+    and hidden pre-activations are equal (one array, d_pre); w_rz (2H, H) and
+    w_n (H, H) are the r, z and n blocks of W_hh."""
     T = gates.shape[0]
     H = d_h_n.shape[1]
     m = hi - lo
@@ -276,8 +268,7 @@ def _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, lo, hi,  #
         for i in range(m):
             b = lo + i
             if t >= lengths[b]:
-                d_ih[t, b] = 0.0
-                d_hh[t, b] = 0.0
+                d_pre[t, b] = 0.0
                 dn_pre[i] = 0.0
             else:
                 _grad_n_before(d_out[t, b], gates[t, b], h_prev[t, b], dh[i], dn_pre[i], d_rz[i])
@@ -286,7 +277,7 @@ def _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, lo, hi,  #
             b = lo + i
             if t < lengths[b]:
                 _grad_rz_before(gates[t, b], h_prev[t, b], drh[i], dn_pre[i], dh[i],
-                                d_rz[i], d_ih[t, b], d_hh[t, b])
+                                d_rz[i], d_pre[t, b])
             else:
                 d_rz[i] = 0.0
         np.dot(d_rz, w_rz, dh_rec)
@@ -305,11 +296,11 @@ def _backward_after(d_out, d_h_n, w_hh, lengths, reverse, rows, h_prev, gates, a
 
 @njit(parallel=True, cache=True)
 def _backward_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, rows, h_prev, gates,
-                     d_ih, d_hh, dh0):
+                     d_pre, dh0):
     B = gates.shape[1]
     for blk in prange((B + rows - 1) // rows):
         _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, blk * rows,
-                               min(B, blk * rows + rows), h_prev, gates, d_ih, d_hh, dh0)
+                               min(B, blk * rows + rows), h_prev, gates, d_pre, dh0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -355,11 +346,11 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             out, h_n, h_prev, gates, aux):
     """Same contract as ``reference.forward``."""
     T, B, _ = x.shape
-    keep = h_prev.shape[0] == T
-    xg = gates if keep else np.empty((T, B, w_ih.shape[0]), x.dtype)
-    _blas.project(x, w_ih, b_ih, xg)
     H, rows = h0.shape[1], block_rows(B)
-    with _lock, _blas.single_threaded():
+    keep = h_prev.shape[0] == T
+    xg = gates if keep else np.empty((T, B, 3 * H), x.dtype)
+    with _blas.exclusive() as threads:
+        _blas.project(x, w_ih, b_ih, xg, threads)
         if reset_after:
             _forward_after(xg, h0, np.ascontiguousarray(w_hh.T), b_hh, lengths, reverse, keep,
                            rows, out, h_n, h_prev, aux)
@@ -372,15 +363,16 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
              h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
     """Same contract as ``reference.backward``."""
-    d_ih = np.empty_like(gates)
-    d_hh = np.empty_like(gates)
     H, rows = w_hh.shape[1], block_rows(x.shape[1])
-    with _lock, _blas.single_threaded():
+    d_ih = np.empty_like(gates)
+    # with reset="before" the gradients at both pre-activations are equal: one array
+    d_hh = np.empty_like(gates) if reset_after else d_ih
+    with _blas.exclusive() as threads:
         if reset_after:
             _backward_after(d_out, d_h_n, w_hh, lengths, reverse, rows, h_prev, gates, aux,
                             d_ih, d_hh, dh0)
         else:
             _backward_before(d_out, d_h_n, w_hh[:2 * H], w_hh[2 * H:], lengths, reverse, rows,
-                             h_prev, gates, d_ih, d_hh, dh0)
-    _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
-                       dx, dw_ih, dw_hh, db_ih, db_hh)
+                             h_prev, gates, d_ih, dh0)
+        _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
+                           dx, dw_ih, dw_hh, db_ih, db_hh, threads)

@@ -1,23 +1,20 @@
 """Cython backend: the adapter to the compiled kernels in ``fastgru_ext``.
 
-Same split of the work as the Numba backend: the input projection and the
-weight gradients are large GEMMs in NumPy (``_blas``, BLAS at full thread
-count); the recurrence runs in ``fastgru_ext._gru``, whose OpenMP threads each
-walk a block of batch rows through all T steps, with BLAS held to one thread.
+The same split of the work as the Numba backend: the input projection and the
+weight gradients are large GEMMs in NumPy (``_blas``); the recurrence runs in
+``fastgru_ext._gru``, whose OpenMP threads each walk a block of batch rows
+through all T steps. All of it runs under ``_blas.exclusive()``: BLAS held to one
+thread, so that it does not fight the OpenMP threads, and results do not depend
+on the thread count.
 
 The kernels' thread count: ``fastgru_ext._gru.set_num_threads(n)`` (None for
 OpenMP's default); it never changes the results.
 """
-import threading
-
 import numpy as np
 
 from fastgru_ext import _gru
 
 from . import _blas
-
-# The BLAS thread limit is process-wide: one recurrence at a time.
-_lock = threading.Lock()
 
 
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
@@ -26,8 +23,8 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     T, B, _ = x.shape
     keep = h_prev.shape[0] == T
     xg = gates if keep else np.empty((T, B, w_ih.shape[0]), x.dtype)
-    _blas.project(x, w_ih, b_ih, xg)
-    with _lock, _blas.single_threaded():
+    with _blas.exclusive() as threads:
+        _blas.project(x, w_ih, b_ih, xg, threads=threads)
         _gru.forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after,
                            out, h_n, h_prev, aux)
 
@@ -36,16 +33,17 @@ def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
     """Same contract as ``reference.step``: one step (GRUCell), a sequence of length 1."""
     B, H = h.shape
     xg = np.empty((1, B, w_ih.shape[0]), x.dtype)
-    _blas.project(x[None], w_ih, b_ih, xg)
     unused = np.empty((0, B, H), x.dtype)
     args = (xg, h, w_hh, b_hh, np.ones(B, np.int64), False, reset_after,
             np.empty((1, B, H), x.dtype), out, unused, unused)
     if B <= _gru.block_rows(B):
         # One block, one thread: nothing for BLAS's threads to fight, and limiting
         # them would cost more than a streaming step itself.
+        _blas.project(x[None], w_ih, b_ih, xg)
         _gru.forward_steps(*args)
     else:
-        with _lock, _blas.single_threaded():
+        with _blas.exclusive() as threads:
+            _blas.project(x[None], w_ih, b_ih, xg, threads=threads)
             _gru.forward_steps(*args)
 
 
@@ -55,8 +53,8 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     d_ih = np.empty_like(gates)
     # With reset="before" the two pre-activation gradients are equal: share one array.
     d_hh = np.empty_like(gates) if reset_after else d_ih
-    with _lock, _blas.single_threaded():
+    with _blas.exclusive() as threads:
         _gru.backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after,
                             h_prev, gates, aux, d_ih, d_hh, dh0)
-    _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
-                       dx, dw_ih, dw_hh, db_ih, db_hh)
+        _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
+                           dx, dw_ih, dw_hh, db_ih, db_hh, threads=threads)

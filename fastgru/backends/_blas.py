@@ -57,9 +57,6 @@ def exclusive():
                     lib.set_num_threads(n)
 
 
-single_threaded = exclusive  # the earlier name, until the cython adapter moves over
-
-
 @functools.lru_cache(maxsize=None)
 def _pool(threads):
     return ThreadPoolExecutor(threads, thread_name_prefix="fastgru")

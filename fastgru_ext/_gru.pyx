@@ -81,15 +81,16 @@ cdef inline void _row_after(Py_ssize_t H, floating *g, floating *hh, const float
     """reset="after", a valid row. g: x W_ih^T + b_ih in, r, z, n out; hh: h W_hh^T in,
     its n part becomes hn_lin = h W_hn^T + b_hn; h: the state, updated; o: the output."""
     cdef Py_ssize_t j
-    cdef floating r, z, n, a, h_new, one = 1
+    cdef floating z, n, a, h_new, one = 1
+    # two passes, r and z then n and h: fewer live values per loop, so the
+    # vectorized loops keep them in registers
+    for j in range(2 * H):
+        g[j] = sigmoid_(g[j] + hh[j] + b_hh[j])
     for j in range(H):
-        r = sigmoid_(g[j] + hh[j] + b_hh[j])
-        z = sigmoid_(g[H + j] + hh[H + j] + b_hh[H + j])
+        z = g[H + j]
         a = hh[2 * H + j] + b_hh[2 * H + j]
-        n = tanh_(g[2 * H + j] + r * a)
+        n = tanh_(g[2 * H + j] + g[j] * a)
         h_new = (one - z) * n + z * h[j]
-        g[j] = r
-        g[H + j] = z
         g[2 * H + j] = n
         hh[2 * H + j] = a
         h[j] = h_new
@@ -101,12 +102,10 @@ cdef inline void _row_rz_before(Py_ssize_t H, floating *g, const floating *hrz,
                                 floating *rh) noexcept nogil:
     """reset="before", first half: r and z into g (from h W_hr,hz^T in hrz), r * h into rh."""
     cdef Py_ssize_t j
-    cdef floating r
+    for j in range(2 * H):
+        g[j] = sigmoid_(g[j] + hrz[j] + b_hh[j])
     for j in range(H):
-        r = sigmoid_(g[j] + hrz[j] + b_hh[j])
-        g[j] = r
-        g[H + j] = sigmoid_(g[H + j] + hrz[H + j] + b_hh[H + j])
-        rh[j] = r * h[j]
+        rh[j] = g[j] * h[j]
 
 
 cdef inline void _row_n_before(Py_ssize_t H, floating *g, const floating *hn,

@@ -20,7 +20,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from ._blas cimport gemm
 from ._math cimport sigmoid_, tanh_
@@ -363,7 +363,7 @@ def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not
             for blk in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
                 lo = blk * rows
                 m = min(rows, B - lo)
-                memcpy(&h_n[lo, 0], &h0[lo, 0], m * H * sizeof(floating))
+                memmove(&h_n[lo, 0], &h0[lo, 0], m * H * sizeof(floating))  # may alias
                 if reset_after:
                     _forward_after(lo, m, reverse, keep, xg, w_t, b_hh, lengths,
                                    out, h_n, h_prev, aux, work + lo * 4 * H)
@@ -412,7 +412,7 @@ def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, :
             for blk in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
                 lo = blk * rows
                 m = min(rows, B - lo)
-                memcpy(&dh0[lo, 0], &d_h_n[lo, 0], m * H * sizeof(floating))
+                memmove(&dh0[lo, 0], &d_h_n[lo, 0], m * H * sizeof(floating))  # may alias
                 if reset_after:
                     _backward_after(lo, m, reverse, d_out, w_hh, lengths, h_prev, gates, aux,
                                     d_ih, d_hh, dh0)

@@ -329,7 +329,8 @@ def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not
     h0 : (B, H), w_hh : (3H, H), b_hh : (3H,), lengths : (B,) int64 IN
     out : (T, B, H), h_n : (B, H) OUT
     h_prev, aux : (T, B, H) OUT, the cache (see ``fastgru.backends.reference.forward``),
-        or both (0, B, H) when not kept
+        or both (0, B, H) when not kept. On steps past a sequence's length (which
+        backward skips) xg keeps the projection and aux is 0.
     All arrays C-contiguous and of one float dtype.
     """
     cdef Py_ssize_t T = xg.shape[0], B = xg.shape[1], G = xg.shape[2], H = G // 3

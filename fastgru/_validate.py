@@ -19,6 +19,8 @@ def as_dtype(dtype):
 
 def _to_numpy(a):
     """np.asarray that also takes framework tensors (detached, on the CPU) without importing them."""
+    if type(a) is np.ndarray:
+        return a
     if hasattr(a, "detach") and hasattr(a, "cpu"):
         a = a.detach().cpu()
     return np.asarray(a)
@@ -43,7 +45,7 @@ def float_array(a, name, dtype, shape=None, ndim=None, copy=False):
         if arr.ndim not in allowed:
             expect = " or ".join(f"{d}-D" for d in allowed)
             raise ValueError(f"{name} must be {expect}, got {arr.ndim}-D with shape {arr.shape}")
-    if shape is not None:
+    if shape is not None and arr.shape != shape:
         if arr.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, arr.shape)):
             dims = ["*" if s is None else str(s) for s in shape]
             expect = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"

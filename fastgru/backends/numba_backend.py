@@ -304,10 +304,12 @@ def _backward_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, rows, h_prev, ga
 
 
 @njit(cache=True, error_model="numpy")
-def _cell_step(x, h, w_ih, w_rz, w_n, b_ih, b_hh, reset_after, out):  # IN ..., OUT out
+def _cell_step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):  # IN ..., OUT out
     """One step for a few rows, serial: two GEMVs per row and the fused gates.
     No prange and no BLAS thread limit: their costs exceed the step itself."""
     H = h.shape[1]
+    w_rz = w_hh[:2 * H]
+    w_n = w_hh[2 * H:]
     gi = np.empty(3 * H, x.dtype)
     g_rz = np.empty(2 * H, x.dtype)
     g_n = np.empty(H, x.dtype)
@@ -338,8 +340,7 @@ def _cell_step(x, h, w_ih, w_rz, w_n, b_ih, b_hh, reset_after, out):  # IN ..., 
 
 def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
     """Same contract as ``reference.step``."""
-    H = h.shape[1]
-    _cell_step(x, h, w_ih, w_hh[:2 * H], w_hh[2 * H:], b_ih, b_hh, reset_after, out)
+    _cell_step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out)
 
 
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,

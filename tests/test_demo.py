@@ -37,8 +37,10 @@ def test_demo_cli_full_run_lands_in_torch_range(tmp_path):
     """The README's command: 50 epochs, the article's lines, the plot, torch's test MSE range."""
     pytest.importorskip("matplotlib")
     env = dict(os.environ, MPLBACKEND="Agg")
+    # cwd outside the checkout: `python -m` puts the cwd first on sys.path, and a fresh
+    # checkout's fastgru_ext has no compiled extension (the installed package has)
     proc = subprocess.run([sys.executable, "-m", "fastgru", "demo", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert [line.split(",")[0] for line in lines[:5]] == [

@@ -2,7 +2,8 @@
 """GRU recurrence kernels: one layer, one direction, float32 and float64.
 
 The same structure as ``fastgru.backends.numba_backend``: the batch is cut into
-fixed blocks of rows (``block_rows(B)``; rows are independent through time), and
+fixed blocks of ``rows`` rows (``fastgru.backends._blas.block_rows``; rows are
+independent through time), and
 each block walks all T steps on its own inside one ``prange`` (one parallel
 region per pass, no barrier per step). Per step a block does its small GEMM
 and one fused elementwise loop. Blocks depend only on the batch size, never on
@@ -26,22 +27,6 @@ from ._blas cimport gemm
 from ._math cimport sigmoid_, tanh_
 from ._openmp cimport FASTGRU_OPENMP, omp_get_max_threads
 
-# Rows per block, from the batch size alone (never the thread count: BLAS results
-# for a row may depend on how many rows its GEMM has). Up to MAX_BLOCKS blocks:
-# enough to spread the batch over the cores, while each block's per-step GEMM
-# keeps enough rows to reuse the weights it streams. The Numba backend does the same.
-cdef enum:
-    MIN_BLOCK_ROWS = 16
-    MAX_BLOCKS = 8
-
-
-cdef inline Py_ssize_t _block_rows(Py_ssize_t B) noexcept nogil:
-    return max(<Py_ssize_t> MIN_BLOCK_ROWS, (B + MAX_BLOCKS - 1) // MAX_BLOCKS)
-
-
-def block_rows(Py_ssize_t B):
-    """Rows per block for a batch of B rows."""
-    return _block_rows(B)
 
 
 cdef int _n_threads = 0    # 0: OpenMP's default (OMP_NUM_THREADS, else all cores)
@@ -320,13 +305,15 @@ def _expect(name, got, want):
 
 def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not None,
                   const floating[:, ::1] w_hh not None, const floating[::1] b_hh not None,
-                  const int64_t[::1] lengths not None, bint reverse, bint reset_after,  # IN
+                  const int64_t[::1] lengths not None, bint reverse, bint reset_after,
+                  Py_ssize_t rows,  # IN
                   floating[:, :, ::1] out not None, floating[:, ::1] h_n not None,
                   floating[:, :, ::1] h_prev not None, floating[:, :, ::1] aux not None):  # OUT
     """Run the recurrence over all T steps.
 
     xg : (T, B, 3H) IN/OUT, x W_ih^T + b_ih on entry, the activated gates r, z, n on exit
     h0 : (B, H), w_hh : (3H, H), b_hh : (3H,), lengths : (B,) int64 IN
+    rows : rows per block, from the shapes alone (never the thread count) IN
     out : (T, B, H), h_n : (B, H) OUT
     h_prev, aux : (T, B, H) OUT, the cache (see ``fastgru.backends.reference.forward``),
         or both (0, B, H) when not kept. On steps past a sequence's length (which
@@ -334,7 +321,9 @@ def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not
     All arrays C-contiguous and of one float dtype.
     """
     cdef Py_ssize_t T = xg.shape[0], B = xg.shape[1], G = xg.shape[2], H = G // 3
-    cdef Py_ssize_t rows = _block_rows(B), n_blocks = (B + rows - 1) // rows, blk, lo, m
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    cdef Py_ssize_t n_blocks = (B + rows - 1) // rows, blk, lo, m
     if H < 1 or G != 3 * H:
         raise ValueError(f"xg must have shape (T, B, 3*H) with H >= 1, got {_dims(xg.shape, 3)}")
     _expect("h0", _dims(h0.shape, 2), (B, H))
@@ -377,7 +366,7 @@ def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not
 
 def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, ::1] d_h_n not None,
                    const floating[:, ::1] w_hh not None, const int64_t[::1] lengths not None,
-                   bint reverse, bint reset_after,  # IN
+                   bint reverse, bint reset_after, Py_ssize_t rows,  # IN
                    const floating[:, :, ::1] h_prev not None, const floating[:, :, ::1] gates not None,
                    const floating[:, :, ::1] aux not None,  # IN: the forward cache
                    floating[:, :, ::1] d_ih not None, floating[:, :, ::1] d_hh not None,
@@ -385,6 +374,7 @@ def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, :
     """Walk time backwards.
 
     d_out : (T, B, H), d_h_n : (B, H), w_hh : (3H, H), lengths : (B,) int64 IN
+    rows : rows per block, as given to ``forward_steps`` IN
     h_prev, gates, aux : the cache ``forward_steps`` filled IN
     d_ih : (T, B, 3H) OUT, the pre-activation gate gradients (r, z, n), 0 on skipped steps
     d_hh : (T, B, 3H) OUT, the same with the gradient at W_hn's output in the n part;
@@ -392,7 +382,9 @@ def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, :
     dh0 : (B, H) OUT
     """
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], G = gates.shape[2], H = G // 3
-    cdef Py_ssize_t rows = _block_rows(B), n_blocks = (B + rows - 1) // rows, blk, lo, m
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    cdef Py_ssize_t n_blocks = (B + rows - 1) // rows, blk, lo, m
     if H < 1 or G != 3 * H:
         raise ValueError(f"gates must have shape (T, B, 3*H) with H >= 1, got {_dims(gates.shape, 3)}")
     _expect("d_out", _dims(d_out.shape, 3), (T, B, H))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fastgru import backends
+from fastgru.backends._blas import block_rows
 from helpers import GRAD_NAMES, assert_close, random_problem, upstream
 
 _gru = pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is not built")
@@ -15,7 +16,7 @@ _gru = pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is n
 reference = backends.load("numpy")
 cython = backends.load("cython")
 
-SHAPES = [  # (T, B, I, H): every size 1, row blocks (16 rows, up to 8 blocks) full and partial
+SHAPES = [  # (T, B, I, H): every size 1, row blocks (16 rows, up to 4 blocks) full and partial
     (1, 1, 1, 1), (1, 4, 3, 2), (5, 1, 2, 3), (3, 2, 1, 4), (4, 3, 5, 1),
     (7, 17, 3, 5), (6, 33, 4, 8), (3, 130, 2, 6), (60, 3, 2, 16),
 ]
@@ -118,7 +119,8 @@ def restore_threads():
 @pytest.mark.parametrize("B", [37, 200])
 def test_one_vs_two_threads_bitwise_equal(dtype, rng, restore_threads, reset_after, B):
     T, I, H = 9, 5, 7
-    assert (B + _gru.block_rows(B) - 1) // _gru.block_rows(B) > 2  # several row blocks
+    rows = block_rows(B, H)
+    assert (B + rows - 1) // rows > 2  # several row blocks
     p = problem(rng, (T, B, I, H), dtype)
     lengths = make_lengths(rng, "random", T, B)
     d_out, d_h_n = upstream(rng, T, B, H, dtype)
@@ -143,10 +145,10 @@ def test_thread_setting(restore_threads):
         _gru.set_num_threads(2.0)
 
 
-def test_block_rows_depend_on_batch_only():
-    assert _gru.block_rows(1) == 16
-    assert [(B + _gru.block_rows(B) - 1) // _gru.block_rows(B) for B in (16, 17, 128, 129, 10**6)] \
-        == [1, 2, 8, 8, 8]
+def test_block_rows_depend_on_shapes_only():
+    assert block_rows(1, 7) == 16 and block_rows(1, 512) == 32
+    assert [(B + block_rows(B, 7) - 1) // block_rows(B, 7) for B in (16, 17, 64, 65, 10**6)] \
+        == [1, 2, 4, 4, 4]
 
 
 def test_reset_before_distinct_d_hh_gets_a_copy():
@@ -158,8 +160,8 @@ def test_reset_before_distinct_d_hh_gets_a_copy():
     lengths = np.array([4, 2, 0], np.int64)
     cache = run(cython, p, lengths, False, False, d_out, d_h_n)
     d_ih, d_hh, dh0 = np.empty((T, B, 3 * H)), np.full((T, B, 3 * H), np.nan), np.empty((B, H))
-    _gru.backward_steps(d_out, d_h_n, p["w_hh"], lengths, False, False, cache["h_prev"],
-                        cache["gates"], cache["aux"], d_ih, d_hh, dh0)
+    _gru.backward_steps(d_out, d_h_n, p["w_hh"], lengths, False, False, block_rows(B, H),
+                        cache["h_prev"], cache["gates"], cache["aux"], d_ih, d_hh, dh0)
     np.testing.assert_array_equal(d_hh, d_ih)
     assert_close(dh0, cache["dh0"], np.float64, "dh0")
 
@@ -167,14 +169,14 @@ def test_reset_before_distinct_d_hh_gets_a_copy():
 def forward_args(T=3, B=4, H=2, dt=np.float64):
     z = lambda *s: np.zeros(s, dt)  # noqa: E731
     return dict(xg=z(T, B, 3 * H), h0=z(B, H), w_hh=z(3 * H, H), b_hh=z(3 * H),
-                lengths=np.full(B, T, np.int64), reverse=False, reset_after=True,
+                lengths=np.full(B, T, np.int64), reverse=False, reset_after=True, rows=2,
                 out=z(T, B, H), h_n=z(B, H), h_prev=z(T, B, H), aux=z(T, B, H))
 
 
 def backward_args(T=3, B=4, H=2, dt=np.float64):
     z = lambda *s: np.zeros(s, dt)  # noqa: E731
     return dict(d_out=z(T, B, H), d_h_n=z(B, H), w_hh=z(3 * H, H),
-                lengths=np.full(B, T, np.int64), reverse=False, reset_after=True,
+                lengths=np.full(B, T, np.int64), reverse=False, reset_after=True, rows=2,
                 h_prev=z(T, B, H), gates=z(T, B, 3 * H), aux=z(T, B, H),
                 d_ih=z(T, B, 3 * H), d_hh=z(T, B, 3 * H), dh0=z(B, H))
 
@@ -195,6 +197,7 @@ MALFORMED_FORWARD = {
     "b_hh too short": dict(b_hh=np.zeros(5)),
     "lengths int32": dict(lengths=np.full(4, 3, np.int32)),
     "lengths wrong size": dict(lengths=np.full(3, 3, np.int64)),
+    "rows zero": dict(rows=0),
     "xg not 3H": dict(xg=np.zeros((3, 4, 7))),
     "xg H = 0": dict(xg=np.zeros((3, 4, 0))),
     "out not contiguous": dict(out=np.zeros((3, 4, 4))[:, :, ::2]),

@@ -26,7 +26,7 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     with _blas.exclusive() as threads:
         _blas.project(x, w_ih, b_ih, xg, threads=threads)
         _gru.forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after,
-                           out, h_n, h_prev, aux)
+                           _blas.block_rows(B, h0.shape[1]), out, h_n, h_prev, aux)
 
 
 def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
@@ -34,9 +34,10 @@ def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
     B, H = h.shape
     xg = np.empty((1, B, w_ih.shape[0]), x.dtype)
     unused = np.empty((0, B, H), x.dtype)
-    args = (xg, h, w_hh, b_hh, np.ones(B, np.int64), False, reset_after,
+    rows = _blas.block_rows(B, H)
+    args = (xg, h, w_hh, b_hh, np.ones(B, np.int64), False, reset_after, rows,
             np.empty((1, B, H), x.dtype), out, unused, unused)
-    if B <= _gru.block_rows(B):
+    if B <= rows:
         # One block, one thread: nothing for BLAS's threads to fight, and limiting
         # them would cost more than a streaming step itself.
         _blas.project(x[None], w_ih, b_ih, xg)
@@ -55,6 +56,7 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     d_hh = np.empty_like(gates) if reset_after else d_ih
     with _blas.exclusive() as threads:
         _gru.backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after,
-                            h_prev, gates, aux, d_ih, d_hh, dh0)
+                            _blas.block_rows(x.shape[1], w_hh.shape[1]), h_prev, gates, aux,
+                            d_ih, d_hh, dh0)
         _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
                            dx, dw_ih, dw_hh, db_ih, db_hh, threads=threads)

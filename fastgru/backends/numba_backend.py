@@ -26,16 +26,6 @@ from . import _blas
 from ._numba_math import sigmoid, tanh
 
 
-def block_rows(B):
-    """Rows per block, from the batch size alone (never the thread count: BLAS results
-    for a row depend on how many rows a call has). At most 8 blocks, to spread the
-    batch over the cores, each of at least 16 rows: a block streams all of W_hh every
-    step, and fewer, taller blocks reuse it better (measured 2x at B=32, H=128)."""
-    return max(_MIN_BLOCK_ROWS, -(-B // _MAX_BLOCKS))
-
-
-_MIN_BLOCK_ROWS = 16
-_MAX_BLOCKS = 8
 
 
 @njit(cache=True, error_model="numpy")
@@ -347,7 +337,8 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             out, h_n, h_prev, gates, aux):
     """Same contract as ``reference.forward``."""
     T, B, _ = x.shape
-    H, rows = h0.shape[1], block_rows(B)
+    H = h0.shape[1]
+    rows = _blas.block_rows(B, H)
     keep = h_prev.shape[0] == T
     xg = gates if keep else np.empty((T, B, 3 * H), x.dtype)
     with _blas.exclusive() as threads:
@@ -364,7 +355,8 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
              h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
     """Same contract as ``reference.backward``."""
-    H, rows = w_hh.shape[1], block_rows(x.shape[1])
+    H = w_hh.shape[1]
+    rows = _blas.block_rows(x.shape[1], H)
     d_ih = np.empty_like(gates)
     # with reset="before" the gradients at both pre-activations are equal: one array
     d_hh = np.empty_like(gates) if reset_after else d_ih

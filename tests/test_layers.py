@@ -142,8 +142,8 @@ def test_dropout_gradient_uses_forward_mask(rng):
     x = rng.standard_normal((3, 2, 2))
     out, h_n = gru.forward(x)
     d_out = rng.standard_normal(out.shape)
-    dx, _ = gru.backward(d_out)
     mask = gru._tape[1][1]
+    dx, _ = gru.backward(d_out)
     # with the mask frozen, the layered computation is differentiable: compare to FD
     eps = 1e-6
 

@@ -98,6 +98,7 @@ def test_linear_backward_accumulates_and_keeps_a_copy_of_x(rng):
     layer.backward(dy)
     first = layer.weight.grad.copy()
     np.testing.assert_allclose(first, dy.T @ x_before, rtol=1e-14)
+    layer.forward(x_before)
     layer.backward(dy)
     np.testing.assert_allclose(layer.weight.grad, 2 * first, rtol=1e-14)
     np.testing.assert_allclose(layer.bias.grad, 2 * dy.sum(0), rtol=1e-14)
@@ -111,6 +112,11 @@ def test_linear_errors():
         layer.backward(np.ones((1, 2), np.float32))
     layer(np.ones((1, 3), np.float32))   # inference keeps nothing
     with pytest.raises(ValueError, match="needs a preceding forward"):
+        layer.backward(np.ones((1, 2), np.float32))
+    layer.forward(np.ones((1, 3), np.float32))
+    layer(np.zeros((1, 3), np.float32))  # ... and leaves the train forward's tape alone
+    layer.backward(np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="one per backward"):
         layer.backward(np.ones((1, 2), np.float32))
     with pytest.raises(ValueError, match="3 features"):
         layer(np.ones((2, 4), np.float32))

@@ -4,7 +4,7 @@ import numpy as np
 from .. import _validate as v
 from .. import backends
 from ..functional import gru_backward, gru_forward
-from .module import Module
+from .module import TAPE_MISSING, Module
 
 
 def _uniform_init(module, shapes, fan, seed):
@@ -122,7 +122,8 @@ class GRU(Module):
                 outs.append(out)
                 caches.append(cache)
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
-        self._tape = (caches, masks, (T, B), unbatched) if train else None
+        if train:  # an inference call in between leaves the last train forward's tape
+            self._tape = (caches, masks, (T, B), unbatched)
         return self._outputs(layer_in, h_n, unbatched)
 
     def backward(self, d_out, d_h_n=None):
@@ -132,8 +133,7 @@ class GRU(Module):
         forward's x and h0.
         """
         if self._tape is None:
-            raise ValueError("backward() needs a preceding forward(..., train=True); "
-                             "calling the layer directly (inference) keeps nothing to backpropagate")
+            raise ValueError(TAPE_MISSING)
         caches, masks, (T, B), unbatched = self._tape
         D, L, H = self.num_directions, self.num_layers, self.hidden_size
         if unbatched:
@@ -163,6 +163,7 @@ class GRU(Module):
             if masks[k] is not None:
                 d_in = d_in * masks[k]
             d_layer = d_in
+        self._tape = None  # as torch: a second backward needs a new forward
         return self._outputs(d_layer, dh0, unbatched)
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _validate as v
-from .module import Module
+from .module import TAPE_MISSING, Module
 
 
 class Linear(Module):
@@ -51,7 +51,8 @@ class Linear(Module):
         if self.bias is not None:
             y += self.bias.data
         # a private copy: the caller may change x before backward
-        self._x = (x2.copy(), x.shape) if train else None
+        if train:
+            self._x = (x2.copy(), x.shape)
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, dy):
@@ -61,12 +62,12 @@ class Linear(Module):
         dx (..., in_features) = dy W.
         """
         if self._x is None:
-            raise ValueError("backward() needs a preceding forward(..., train=True); "
-                             "calling the layer directly (inference) keeps nothing to backpropagate")
+            raise ValueError(TAPE_MISSING)
         x2, x_shape = self._x
         dy = v.float_array(dy, "dy", self.dtype, shape=x_shape[:-1] + (self.out_features,))
         dy2 = dy.reshape(-1, self.out_features)
         self.weight.grad += dy2.T @ x2
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)
+        self._x = None  # as torch: a second backward needs a new forward
         return (dy2 @ self.weight.data).reshape(x_shape)

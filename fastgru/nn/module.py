@@ -4,6 +4,10 @@ import numpy as np
 from .. import _validate as v
 
 
+TAPE_MISSING = ("backward() needs a preceding forward(..., train=True), one per backward; "
+                "inference calls keep nothing to backpropagate")
+
+
 class Parameter:
     """A trainable array and its gradient (same shape and dtype), both NumPy arrays."""
 

@@ -5,7 +5,7 @@ from .. import _validate as v
 from .gru import GRU
 from .linear import Linear
 from .loss import mse_loss
-from .module import Module
+from .module import TAPE_MISSING, Module
 
 
 class GRURegressor(Module):
@@ -67,7 +67,8 @@ class GRURegressor(Module):
         backward() can follow."""
         x = self._input(x)
         out, _ = self.gru.forward(x, train=train)
-        self._x_shape = (x.shape, out.shape) if train else None
+        if train:
+            self._x_shape = (x.shape, out.shape)
         return self.fc.forward(out[:, -1, :], train=train)
 
     def backward(self, dy):
@@ -76,13 +77,13 @@ class GRURegressor(Module):
         Returns dx (B, T, input_size).
         """
         if self._x_shape is None:
-            raise ValueError("backward() needs a preceding forward(..., train=True); "
-                             "calling the model directly (inference) keeps nothing to backpropagate")
+            raise ValueError(TAPE_MISSING)
         x_shape, out_shape = self._x_shape
         d_last = self.fc.backward(dy)
         d_out = np.zeros(out_shape, self.dtype)
         d_out[:, -1, :] = d_last
         dx, _ = self.gru.backward(d_out)
+        self._x_shape = None
         return dx
 
     def predict(self, x):

@@ -8,6 +8,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def as_dtype(dtype):
     """The compute dtype: float32 or float64, given as a name, type or dtype."""
+    if dtype is None:  # np.dtype(None) would silently be float64
+        raise TypeError("dtype must be float32 or float64, got None")
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
@@ -15,6 +17,16 @@ def as_dtype(dtype):
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def compute_dtype(arrays, dtype=None):
+    """``dtype`` if given, else float64 when any array is a float of 64 bits or more,
+    else float32 (float16 and integers included: those are cast or refused later)."""
+    if dtype is not None:
+        return as_dtype(dtype)
+    wide = any(a is not None and _to_numpy(a).dtype.kind == "f" and _to_numpy(a).dtype.itemsize >= 8
+               for a in arrays)
+    return np.dtype(np.float64 if wide else np.float32)
 
 
 def _to_numpy(a):
@@ -76,6 +88,13 @@ def positive_int(value, name):
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     return int(value)
+
+
+def flag(value, name):
+    """A real bool (or NumPy bool): "no" or 0.5 must not pass as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def reset_mode(reset):

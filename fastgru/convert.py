@@ -35,14 +35,6 @@ def _swap_rz(a, axis=0):
     return np.ascontiguousarray(np.concatenate([second, first, third], axis=axis))
 
 
-def _dtype_for(arrays, dtype):
-    """``dtype`` if given, else float64 when any array is float64, else float32."""
-    if dtype is not None:
-        return v.as_dtype(dtype)
-    wide = any(a is not None and v._to_numpy(a).dtype == np.float64 for a in arrays)
-    return np.dtype(np.float64 if wide else np.float32)
-
-
 def _layer_names(k, reverse=False):
     suffix = f"_l{k}" + ("_reverse" if reverse else "")
     return [name + suffix for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
@@ -127,7 +119,7 @@ def _single_direction(source, reset, what):
         raise ValueError(f"{what}: missing keys {missing}, unexpected keys {unexpected}; "
                          f"expected exactly {expected}")
     w_hh = v._to_numpy(state[names[1]])
-    dt = _dtype_for([state[k] for k in expected], None)
+    dt = v.compute_dtype([state[k] for k in expected], None)
     w_hh = v.float_array(w_hh, names[1], dt, ndim=2)
     H = w_hh.shape[1]
     w_hh = v.float_array(w_hh, names[1], dt, shape=(3 * H, H))
@@ -202,7 +194,7 @@ def from_torch(module, dtype=None):
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if bias else [])
         state = {name: numpy_of(name) for name in names}
         cell = GRUCell(module.input_size, module.hidden_size, bias=bias, reset="after",
-                       dtype=_dtype_for(state.values(), dtype), seed=0)
+                       dtype=v.compute_dtype(state.values(), dtype), seed=0)
         cell.load_state_dict(state)
         return cell
     if getattr(module, "proj_size", 0):
@@ -212,7 +204,7 @@ def from_torch(module, dtype=None):
     names = [name for k in range(module.num_layers) for d in range(D)
              for name in _layer_names(k, bool(d))[:4 if bias else 2]]
     state = {name: numpy_of(name) for name in names}
-    dt = _dtype_for(state.values(), dtype)
+    dt = v.compute_dtype(state.values(), dtype)
     gru = GRU(module.input_size, module.hidden_size, num_layers=module.num_layers, bias=bias,
               batch_first=module.batch_first, dropout=float(module.dropout),
               bidirectional=module.bidirectional, reset="after", dtype=dt, seed=0)
@@ -361,7 +353,7 @@ def from_keras(source, *, reset_after=None, dtype=None, batch_first=True):
     """
     if _is_keras(source, "GRUCell"):
         weights, layer_reset_after = _keras_gru_weights(source, "GRUCell")
-        dt = _dtype_for(weights, dtype)
+        dt = v.compute_dtype(weights, dtype)
         w_ih, w_hh, b_ih, b_hh, reset, I, H = _keras_direction(weights, layer_reset_after,
                                                                "GRUCell", dt)
         cell = GRUCell(I, H, bias=b_ih is not None, reset=reset, dtype=dt, seed=0)
@@ -375,7 +367,7 @@ def from_keras(source, *, reset_after=None, dtype=None, batch_first=True):
     items = list(source) if stacked else [source]
     layers = [_keras_layer_entry(item, k, k == len(items) - 1) for k, item in enumerate(items)]
     all_arrays = [w for layer in layers for weights, _, _ in layer for w in weights]
-    dt = _dtype_for([v._to_numpy(a) for a in all_arrays], dtype)
+    dt = v.compute_dtype([v._to_numpy(a) for a in all_arrays], dtype)
     state, resets = {}, set()
     D = len(layers[0])
     input_size = hidden_size = None
@@ -492,7 +484,7 @@ def _onnx_layer(spec, k, where, dtype):
     for key in ("W", "R"):
         if key not in spec:
             raise ValueError(f"{where}: missing key {key!r}")
-    dt = _dtype_for([v._to_numpy(spec[key]) for key in ("W", "R", "B") if key in spec], dtype)
+    dt = v.compute_dtype([v._to_numpy(spec[key]) for key in ("W", "R", "B") if key in spec], dtype)
     R = v.float_array(spec["R"], f"{where}: R", dt, ndim=3)
     D, H = R.shape[0], R.shape[2]
     if D not in (1, 2) or R.shape != (D, 3 * H, H):

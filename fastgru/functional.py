@@ -25,13 +25,6 @@ class GRUCache(NamedTuple):
     aux: np.ndarray        # (T, B, H) hn_lin (reset="after") or r * h (reset="before")
 
 
-def _compute_dtype(*arrays):
-    """float64 if any argument is float64 (or wider), else float32."""
-    wide = any(np.asarray(a).dtype.kind == "f" and np.asarray(a).dtype.itemsize >= 8
-               for a in arrays if a is not None)
-    return np.dtype(np.float64 if wide else np.float32)
-
-
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset="after", lengths=None,
                 reverse=False, need_cache=False, dtype=None):
     """Run one GRU layer in one direction over a time-major sequence.
@@ -52,22 +45,24 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset="after", lengths=None,
     -------
     out : (T, B, H), h_n : (B, H), cache : GRUCache or None
     """
-    dt = v.as_dtype(dtype) if dtype is not None else _compute_dtype(x, h0, w_ih, w_hh, b_ih, b_hh)
+    dt = v.compute_dtype((x, h0, w_ih, w_hh, b_ih, b_hh), dtype)
     reset_after = v.reset_mode(reset) == "after"
+    need_cache = v.flag(need_cache, "need_cache")
+    # the cache keeps private copies: the caller may change its arrays before backward
     x = v.float_array(x, "x", dt, ndim=3, copy=need_cache)
     T, B, I = x.shape
-    w_hh = v.float_array(w_hh, "w_hh", dt, ndim=2)
+    w_hh = v.float_array(w_hh, "w_hh", dt, ndim=2, copy=need_cache)
     G, H = w_hh.shape
     if G != 3 * H or H == 0:
         raise ValueError(f"w_hh must have shape (3*H, H) with H > 0, got {w_hh.shape}")
-    w_ih = v.float_array(w_ih, "w_ih", dt, shape=(G, None))
+    w_ih = v.float_array(w_ih, "w_ih", dt, shape=(G, None), copy=need_cache)
     if w_ih.shape[1] != I:
         raise ValueError(f"x has {I} features but w_ih has shape {w_ih.shape}, expected ({G}, {I})")
     b_ih = np.zeros(G, dt) if b_ih is None else v.float_array(b_ih, "b_ih", dt, shape=(G,))
     b_hh = np.zeros(G, dt) if b_hh is None else v.float_array(b_hh, "b_hh", dt, shape=(G,))
     h0 = np.zeros((B, H), dt) if h0 is None else v.float_array(h0, "h0", dt, shape=(B, H))
     lengths = v.lengths_array(lengths, B, T)
-    reverse = bool(reverse)
+    reverse = v.flag(reverse, "reverse")
 
     out = np.empty((T, B, H), dt)
     h_n = np.empty((B, H), dt)

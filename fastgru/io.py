@@ -40,6 +40,9 @@ def save_weights(model, path):
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{_MARKER: marker}, **state)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,4 +1,6 @@
 """Saving and loading weights (.npz, never pickle): round trips and clear errors."""
+import os
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,9 @@ def test_round_trip(tmp_path, dtype, make):
     saved = make(dtype, 0)
     path = tmp_path / "model.npz"
     assert fastgru.save_weights(saved, path) == str(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask   # as open() would, not mkstemp's 0600
     loaded = fastgru.load_weights(make(dtype, 1), path)
     _assert_same_weights(loaded, saved)
     # the file is a plain .npz: NumPy reads it without pickle

@@ -135,3 +135,28 @@ def test_load_state_dict_errors(gru):
 def test_unknown_backend():
     with pytest.raises(ValueError, match=r"backend must be one of .* got 'fast'"):
         fastgru.set_backend("fast")
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(bidirectional="no"), r"bidirectional must be True or False, got str 'no'"),
+    (dict(batch_first=1), r"batch_first must be True or False, got int 1"),
+    (dict(bias=None), r"bias must be True or False, got NoneType None"),
+    (dict(dtype=None), r"dtype must be float32 or float64, got None"),
+])
+def test_flags_and_dtype_must_be_what_they_say(kwargs, msg):
+    with pytest.raises(TypeError, match=msg):
+        fastgru.GRU(3, 4, **kwargs)
+
+
+def test_functional_reverse_must_be_a_bool():
+    rng = np.random.default_rng(0)
+    args = (rng.random((4, 2, 3)), None, rng.random((15, 3)), rng.random((15, 5)), None, None)
+    with pytest.raises(TypeError, match=r"reverse must be True or False, got str 'no'"):
+        fastgru.gru_forward(*args, reverse="no")
+    fastgru.gru_forward(*args, reverse=np.bool_(True))
+
+
+def test_backward_with_a_loss_on_h_n_only(gru):
+    out, h_n = gru.forward(X)
+    dx, dh0 = gru.backward(None, np.ones_like(h_n))
+    assert dx.shape == X.shape and np.abs(dx).max() > 0

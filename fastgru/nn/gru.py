@@ -29,10 +29,10 @@ class GRU(Module):
         self.input_size = v.positive_int(input_size, "input_size")
         self.hidden_size = v.positive_int(hidden_size, "hidden_size")
         self.num_layers = v.positive_int(num_layers, "num_layers")
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
+        self.bias = v.flag(bias, "bias")
+        self.batch_first = v.flag(batch_first, "batch_first")
         self.dropout = v.dropout_rate(dropout)
-        self.bidirectional = bool(bidirectional)
+        self.bidirectional = v.flag(bidirectional, "bidirectional")
         self.reset = v.reset_mode(reset)
         self.num_directions = 2 if self.bidirectional else 1
         H, D = self.hidden_size, self.num_directions
@@ -136,7 +136,9 @@ class GRU(Module):
             raise ValueError(TAPE_MISSING)
         caches, masks, (T, B), unbatched = self._tape
         D, L, H = self.num_directions, self.num_layers, self.hidden_size
-        if unbatched:
+        if d_out is None:  # a loss on h_n alone
+            d_out = np.zeros((T, B, D * H), self.dtype)
+        elif unbatched:
             d_out = v.float_array(d_out, "d_out", self.dtype, shape=(T, D * H))[:, None, :]
         elif self.batch_first:
             d_out = v.float_array(d_out, "d_out", self.dtype, shape=(B, T, D * H)).transpose(1, 0, 2)
@@ -175,7 +177,7 @@ class GRUCell(Module):
         super().__init__(dtype)
         self.input_size = v.positive_int(input_size, "input_size")
         self.hidden_size = v.positive_int(hidden_size, "hidden_size")
-        self.bias = bool(bias)
+        self.bias = v.flag(bias, "bias")
         self.reset = v.reset_mode(reset)
         H = self.hidden_size
         shapes = [("weight_ih", (3 * H, self.input_size)), ("weight_hh", (3 * H, H))]

@@ -16,7 +16,7 @@ _gru = pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is n
 reference = backends.load("numpy")
 cython = backends.load("cython")
 
-SHAPES = [  # (T, B, I, H): every size 1, row blocks (16 rows, up to 4 blocks) full and partial
+SHAPES = [  # (T, B, I, H): every size 1, row blocks (8 rows, up to 4 blocks) full and partial
     (1, 1, 1, 1), (1, 4, 3, 2), (5, 1, 2, 3), (3, 2, 1, 4), (4, 3, 5, 1),
     (7, 17, 3, 5), (6, 33, 4, 8), (3, 130, 2, 6), (60, 3, 2, 16),
 ]
@@ -146,9 +146,9 @@ def test_thread_setting(restore_threads):
 
 
 def test_block_rows_depend_on_shapes_only():
-    assert block_rows(1, 7) == 16 and block_rows(1, 512) == 32
+    assert block_rows(1, 7) == 8 and block_rows(1, 512) == 32
     assert [(B + block_rows(B, 7) - 1) // block_rows(B, 7) for B in (16, 17, 64, 65, 10**6)] \
-        == [1, 2, 4, 4, 4]
+        == [2, 3, 4, 4, 4]
 
 
 def test_reset_before_distinct_d_hh_gets_a_copy():

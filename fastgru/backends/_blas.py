@@ -85,10 +85,11 @@ def block_rows(B, H):
 
     A block streams all of W_hh every step, so taller blocks reuse it better, while
     more blocks spread over more cores. Measured on 2 cores (medians, float32):
-    B=32, H=128 forward 7.0 ms with 16 rows vs 12.5 with 32 (one block); B=64,
-    H=512 125 ms with 32 rows vs 145 with 16; B=256, H=256 62 ms with 64 vs 79 with 16.
+    B=16, H=64 forward 1.2-1.3 ms with 8 rows vs 1.6 with 16 (one block); B=32,
+    H=128 7.0 ms with 16 rows vs 12.5 with 32 (one block); B=64, H=512 125 ms with
+    32 rows vs 145 with 16; B=256, H=256 62 ms with 64 rows vs 79 with 16.
     """
-    return max(16 if H < 256 else 32, -(-B // 4))
+    return max(8 if H < 256 else 32, -(-B // 4))
 
 
 def _rows(a):

@@ -67,11 +67,19 @@ def _auto():
     for name in NAMES:
         if _try_load(name) is not None:
             break
-    skipped = [n for n in NAMES[:NAMES.index(name)]]
+    skipped = NAMES[:NAMES.index(name)]
     if skipped:
         why = "; ".join(f"{n}: {_failures[n]} (to get it: {_HOW_TO_GET[n]})" for n in skipped)
         warnings.warn(f"fastgru: falling back to the {name!r} backend ({why})",
                       RuntimeWarning, stacklevel=4)
+    return name
+
+
+def _choose(name):
+    """Resolve "auto", or check that the named backend imports (BackendUnavailable if not)."""
+    if name == "auto":
+        return _auto()
+    load(name)
     return name
 
 
@@ -81,7 +89,7 @@ def get_backend():
     if _current is None:
         requested = os.environ.get("FASTGRU_BACKEND", "auto").strip().lower() or "auto"
         _check_name(requested, allow_auto=True)
-        _current = _auto() if requested == "auto" else load(requested) and requested
+        _current = _choose(requested)
     return _current
 
 
@@ -89,7 +97,7 @@ def set_backend(name):
     """Use backend ``name`` ("numba", "cython", "numpy" or "auto") from now on."""
     global _current
     _check_name(name, allow_auto=True)
-    _current = _auto() if name == "auto" else load(name) and name
+    _current = _choose(name)
 
 
 def current():

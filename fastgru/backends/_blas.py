@@ -163,3 +163,30 @@ def weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
     _run(dx_piece, _spans(g_ih.shape[0]), threads)
     # pieces inside one gate each, so none straddles the r, z | n boundary
     _run(dw_piece, [s for g in range(3) for s in _spans(H, _MIN_WEIGHT_ROWS, g * H)], threads)
+
+
+def forward_frame(x, w_ih, b_ih, gates, keep, recurrence):
+    """What a compiled backend's forward does around its recurrence.
+
+    Projects all steps into xg (the gates cache when kept, else a scratch array),
+    then calls recurrence(xg, rows) with the lock held and BLAS at one thread.
+    """
+    T, B, _ = x.shape
+    xg = gates if keep else np.empty((T, B, w_ih.shape[0]), x.dtype)
+    with exclusive() as threads:
+        project(x, w_ih, b_ih, xg, threads)
+        recurrence(xg, block_rows(B, w_ih.shape[0] // 3))
+
+
+def backward_frame(x, w_ih, h_prev, gates, aux, reset_after, grads, recurrence):
+    """What a compiled backend's backward does around its recurrence.
+
+    recurrence(d_ih, d_hh, rows) fills the pre-activation gate gradients (and dh0),
+    then the weight gradients follow; grads = (dx, dw_ih, dw_hh, db_ih, db_hh).
+    With reset="before" the gradients at both pre-activations are equal: one array.
+    """
+    d_ih = np.empty_like(gates)
+    d_hh = np.empty_like(gates) if reset_after else d_ih
+    with exclusive() as threads:
+        recurrence(d_ih, d_hh, block_rows(gates.shape[1], gates.shape[2] // 3))
+        weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after, *grads, threads=threads)

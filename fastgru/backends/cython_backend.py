@@ -20,13 +20,10 @@ from . import _blas
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             out, h_n, h_prev, gates, aux):
     """Same contract as ``reference.forward``."""
-    T, B, _ = x.shape
-    keep = h_prev.shape[0] == T
-    xg = gates if keep else np.empty((T, B, w_ih.shape[0]), x.dtype)
-    with _blas.exclusive() as threads:
-        _blas.project(x, w_ih, b_ih, xg, threads=threads)
-        _gru.forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after,
-                           _blas.block_rows(B, h0.shape[1]), out, h_n, h_prev, aux)
+    def recurrence(xg, rows):
+        _gru.forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, rows,
+                           out, h_n, h_prev, aux)
+    _blas.forward_frame(x, w_ih, b_ih, gates, h_prev.shape[0] == x.shape[0], recurrence)
 
 
 def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
@@ -51,12 +48,8 @@ def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
              h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
     """Same contract as ``reference.backward``."""
-    d_ih = np.empty_like(gates)
-    # With reset="before" the two pre-activation gradients are equal: share one array.
-    d_hh = np.empty_like(gates) if reset_after else d_ih
-    with _blas.exclusive() as threads:
-        _gru.backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after,
-                            _blas.block_rows(x.shape[1], w_hh.shape[1]), h_prev, gates, aux,
-                            d_ih, d_hh, dh0)
-        _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
-                           dx, dw_ih, dw_hh, db_ih, db_hh, threads=threads)
+    def recurrence(d_ih, d_hh, rows):
+        _gru.backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after, rows,
+                            h_prev, gates, aux, d_ih, d_hh, dh0)
+    _blas.backward_frame(x, w_ih, h_prev, gates, aux, reset_after,
+                         (dx, dw_ih, dw_hh, db_ih, db_hh), recurrence)

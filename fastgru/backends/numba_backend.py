@@ -336,13 +336,10 @@ def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             out, h_n, h_prev, gates, aux):
     """Same contract as ``reference.forward``."""
-    T, B, _ = x.shape
     H = h0.shape[1]
-    rows = _blas.block_rows(B, H)
-    keep = h_prev.shape[0] == T
-    xg = gates if keep else np.empty((T, B, 3 * H), x.dtype)
-    with _blas.exclusive() as threads:
-        _blas.project(x, w_ih, b_ih, xg, threads)
+    keep = h_prev.shape[0] == x.shape[0]
+
+    def recurrence(xg, rows):
         if reset_after:
             _forward_after(xg, h0, np.ascontiguousarray(w_hh.T), b_hh, lengths, reverse, keep,
                            rows, out, h_n, h_prev, aux)
@@ -350,22 +347,20 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             _forward_before(xg, h0, np.ascontiguousarray(w_hh[:2 * H].T),
                             np.ascontiguousarray(w_hh[2 * H:].T), b_hh, lengths, reverse, keep,
                             rows, out, h_n, h_prev, aux)
+    _blas.forward_frame(x, w_ih, b_ih, gates, keep, recurrence)
 
 
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
              h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
     """Same contract as ``reference.backward``."""
     H = w_hh.shape[1]
-    rows = _blas.block_rows(x.shape[1], H)
-    d_ih = np.empty_like(gates)
-    # with reset="before" the gradients at both pre-activations are equal: one array
-    d_hh = np.empty_like(gates) if reset_after else d_ih
-    with _blas.exclusive() as threads:
+
+    def recurrence(d_ih, d_hh, rows):
         if reset_after:
             _backward_after(d_out, d_h_n, w_hh, lengths, reverse, rows, h_prev, gates, aux,
                             d_ih, d_hh, dh0)
-        else:
+        else:  # d_hh is d_ih
             _backward_before(d_out, d_h_n, w_hh[:2 * H], w_hh[2 * H:], lengths, reverse, rows,
                              h_prev, gates, d_ih, dh0)
-        _blas.weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
-                           dx, dw_ih, dw_hh, db_ih, db_hh, threads)
+    _blas.backward_frame(x, w_ih, h_prev, gates, aux, reset_after,
+                         (dx, dw_ih, dw_hh, db_ih, db_hh), recurrence)

@@ -26,6 +26,22 @@ def test_repeated_calls_bitwise_equal(backend, dtype, rng, reset):
 
 
 @pytest.mark.parametrize("reset", ["after", "before"])
+def test_scratch_reused_across_shapes_and_released(backend, dtype, rng, reset):
+    """The compiled backends keep scratch arrays between calls: a smaller call, a
+    larger one and a call after release_workspace() must each match a first call."""
+    from fastgru.backends._blas import release_workspace
+    small, large = (random_problem(rng, *shape, dtype, lengths=True)
+                    for shape in [(4, 3, 2, 5), (9, 13, 5, 7)])
+    want = [forward_backward(p, reset) for p in (large, small)]
+    for p, w in [(small, want[1]), (large, want[0]), (small, want[1])]:
+        for a, b in zip(forward_backward(p, reset), w):
+            np.testing.assert_array_equal(a, b)
+    release_workspace()
+    for a, b in zip(forward_backward(large, reset), want[0]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
 def test_one_vs_two_numba_threads_bitwise_equal(dtype, rng, reset):
     numba = pytest.importorskip("numba")
     if "numba" not in fastgru.available_backends():

@@ -120,6 +120,42 @@ def test_backward_accumulates_and_zero_grad_clears(backend, rng):
     assert all(not p.grad.any() for p in gru.parameters())
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_reused_tape_arrays_change_nothing(backend, rng, bidirectional):
+    """A train forward after a backward reuses the consumed caches' arrays: results
+    must match a fresh layer's, for a new shape, the same shape, and after the caller
+    changes its x; nothing returned earlier may change."""
+    def run(gru, x, d):
+        gru.zero_grad()
+        out, h_n = gru.forward(x)
+        dx, dh0 = gru.backward(d)
+        return [out, h_n, dx, dh0] + [p.grad.copy() for p in gru.parameters()]
+
+    gru = make_gru(rng, input_size=3, hidden_size=4, num_layers=2, bidirectional=bidirectional)
+    D = 2 if bidirectional else 1
+    first_x = rng.standard_normal((5, 2, 3))
+    first = run(gru, first_x, rng.standard_normal((5, 2, 4 * D)))
+    kept = [a.copy() for a in first]
+    for T, B in [(5, 2), (7, 3), (7, 3)]:
+        x = rng.standard_normal((T, B, 3))
+        d = rng.standard_normal((T, B, 4 * D))
+        gru.forward(x)          # the backward below must use this x, not the caller's later one
+        x_before = x.copy()
+        x[...] = 0
+        fresh = make_gru(rng, input_size=3, hidden_size=4, num_layers=2,
+                         bidirectional=bidirectional)
+        fresh.load_state_dict(gru.state_dict())
+        fresh.forward(x_before)
+        gru.zero_grad()
+        want = fresh.backward(d)
+        got = gru.backward(d)
+        for a, b in zip(got + tuple(p.grad for p in gru.parameters()),
+                        want + tuple(p.grad for p in fresh.parameters())):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(first, kept):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_dropout_only_in_train_and_seeded(backend, rng):
     x = rng.standard_normal((5, 3, 2))
     a = fastgru.GRU(2, 6, num_layers=3, dropout=0.5, dtype="float64", seed=3)

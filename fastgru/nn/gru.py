@@ -47,6 +47,7 @@ class GRU(Module):
                                (f"bias_hh_l{k}{suffix}", (3 * H,))]
         self._rng = _uniform_init(self, shapes, H, seed)
         self._tape = None
+        self._spent = None
 
     def __repr__(self):
         return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
@@ -105,6 +106,9 @@ class GRU(Module):
         layer_in = x
         h_n = np.empty_like(h0)
         caches, masks = [], []
+        spare = None
+        if train:   # the caches the last backward consumed, if any: reused, not reallocated
+            spare, self._spent = self._spent, None
         for k in range(self.num_layers):
             if k > 0 and train and self.dropout > 0:
                 keep = 1.0 - self.dropout
@@ -118,7 +122,8 @@ class GRU(Module):
                 w_ih, w_hh, b_ih, b_hh = [p if p is None else p.data for p in self._weights(k, d)]
                 out, h_n[k * D + d], cache = gru_forward(
                     layer_in, h0[k * D + d], w_ih, w_hh, b_ih, b_hh, reset=reset, lengths=lengths,
-                    reverse=bool(d), need_cache=train, dtype=self.dtype)
+                    reverse=bool(d), need_cache=train, dtype=self.dtype,
+                    _reuse=spare[k * D + d] if train and spare else None)
                 outs.append(out)
                 caches.append(cache)
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
@@ -166,6 +171,7 @@ class GRU(Module):
                 d_in = d_in * masks[k]
             d_layer = d_in
         self._tape = None  # as torch: a second backward needs a new forward
+        self._spent = caches  # nothing reads them now: the next train forward reuses them
         return self._outputs(d_layer, dh0, unbatched)
 
 

@@ -306,38 +306,25 @@ def _backward_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, rows, h_prev, ga
 
 @njit(cache=True, error_model="numpy")
 def _cell_step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):  # IN ..., OUT out
-    """One step for a few rows, serial: two GEMVs per row and the fused gates.
-    No prange and no BLAS thread limit: their costs exceed the step itself."""
+    """One step for a few rows, serial: GEMVs per row and the recurrence's own gate
+    loops. No prange and no BLAS thread limit: their costs exceed the step itself."""
     H = h.shape[1]
-    one = like(h, 1.0)
-    w_rz = w_hh[:2 * H]
-    w_n = w_hh[2 * H:]
-    gi = np.empty(3 * H, x.dtype)
-    g_rz = np.empty(2 * H, x.dtype)
-    g_n = np.empty(H, x.dtype)
+    g = np.empty(3 * H, x.dtype)
+    gh = np.empty(3 * H, x.dtype)
     rh = np.empty(H, x.dtype)
     for b in range(x.shape[0]):
-        np.dot(w_ih, x[b], gi)
+        state = h[b].copy()     # the gate loops update the state in place; h is the caller's
+        np.dot(w_ih, x[b], g)
         for j in range(3 * H):
-            gi[j] += b_ih[j]
-        np.dot(w_rz, h[b], g_rz)
+            g[j] += b_ih[j]
         if reset_after:
-            np.dot(w_n, h[b], g_n)
-            for j in range(H):
-                r = sigmoid(gi[j] + g_rz[j] + b_hh[j])
-                z = sigmoid(gi[H + j] + g_rz[H + j] + b_hh[H + j])
-                n = tanh(gi[2 * H + j] + r * (g_n[j] + b_hh[2 * H + j]))
-                out[b, j] = (one - z) * n + z * h[b, j]
+            np.dot(w_hh, state, gh)
+            _step_after(g, gh, b_hh, state, out[b])
         else:
-            for j in range(H):
-                gi[j] = sigmoid(gi[j] + g_rz[j] + b_hh[j])       # r
-                gi[H + j] = sigmoid(gi[H + j] + g_rz[H + j] + b_hh[H + j])  # z
-                rh[j] = gi[j] * h[b, j]
-            np.dot(w_n, rh, g_n)
-            for j in range(H):
-                z = gi[H + j]
-                n = tanh(gi[2 * H + j] + g_n[j] + b_hh[2 * H + j])
-                out[b, j] = (one - z) * n + z * h[b, j]
+            np.dot(w_hh[:2 * H], state, gh[:2 * H])
+            _gates_rz(g, gh, b_hh, state, rh)
+            np.dot(w_hh[2 * H:], rh, gh[:H])
+            _step_before(g, gh, b_hh, state, out[b])
 
 
 def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):

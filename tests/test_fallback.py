@@ -112,3 +112,24 @@ def test_without_numba_and_extension_falls_back_to_numpy(fresh_fastgru):
     assert fg.available_backends() == ["numpy"]
     with pytest.raises(ImportError, match="'cython' is not available"):
         fg.set_backend("cython")
+
+
+@pytest.mark.parametrize("name", ["numba", "cython"])
+@pytest.mark.parametrize("user_value", [None, "7"])
+def test_openmp_spin_setting_is_scoped_to_the_load(name, user_value):
+    """Loading a compiled backend sets GOMP_SPINCOUNT=0 only while its OpenMP runtime
+    loads: afterwards the environment is as it was, and a user's value is kept."""
+    import os
+    import subprocess
+    if name not in fastgru.available_backends():
+        pytest.skip(f"{name} backend not available")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    if user_value is not None:
+        env["GOMP_SPINCOUNT"] = user_value
+    code = ("import os, numpy as np, fastgru; fastgru.set_backend(%r); "
+            "fastgru.GRU(2, 3)(np.zeros((2, 2, 2), np.float32)); "
+            "print(os.environ.get('GOMP_SPINCOUNT'))" % name)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == str(user_value)

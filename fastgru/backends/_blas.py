@@ -10,17 +10,16 @@ bitwise identical for any thread count, and the cores are still all used.
 """
 import contextlib
 import functools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 # At most this many pieces: enough to feed 16 cores, few enough that each BLAS
-# call stays efficient. A piece has at least _MIN_ROWS rows of the T*B rows, or
-# _MIN_WEIGHT_ROWS output rows of a weight gradient (each of those sums T*B rows).
+# call stays efficient. A piece has at least _MIN_ROWS rows of the T*B rows.
 _MAX_PIECES = 16
 _MIN_ROWS = 1024
-_MIN_WEIGHT_ROWS = 32
 
 # One fastgru computation at a time: the BLAS limit is process-wide, and Numba's
 # default workqueue threading layer aborts on concurrent parallel calls (numba #8563).
@@ -55,6 +54,28 @@ def exclusive():
             for lib, n in zip(libs, saved):
                 if n != 1:
                     lib.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def openmp_loading():
+    """Around the first load of a compiled backend's OpenMP runtime.
+
+    GNU OpenMP's workers spin for ~300000 pauses (milliseconds) after each parallel
+    region before they sleep, and fastgru follows its regions with BLAS pieces on
+    its own threads, which the spinning workers then slow down: the medium shape's
+    backward (100, 32, 64, 128) took 14 ms against 10 without the spin. libgomp
+    reads GOMP_SPINCOUNT once, when it loads, so it is 0 for that moment only: other
+    runtimes loaded later see the environment as it was. A user's GOMP_SPINCOUNT or
+    OMP_WAIT_POLICY is left alone, and a libgomp loaded earlier keeps its settings.
+    """
+    if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+        yield
+        return
+    os.environ["GOMP_SPINCOUNT"] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop("GOMP_SPINCOUNT", None)
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,58 +148,90 @@ def _ger(dtype):
     return in_place
 
 
-def _sum_over_rows(a, b, out):
-    """out := a^T b, the sum over the T*B rows of a and b.
-
-    float32: in chunks of _SUM_ROWS rows whose float32 products are added up in
-    float64. One float32 product over all T*B rows drifts by ~sqrt(T*B) ulp and
-    took the weight gradients to 1.4e-6 of the reference at T=300 (contract: 2e-6).
-    """
-    n = a.shape[0]
-    if out.dtype == np.float64 or n <= _SUM_ROWS:
-        np.dot(a.T, b, out=out)
-        return
-    total = np.zeros(out.shape, np.float64)
-    part = np.empty_like(out)
-    for lo in range(0, n, _SUM_ROWS):
-        np.dot(a[lo:lo + _SUM_ROWS].T, b[lo:lo + _SUM_ROWS], out=part)
-        total += part
-    out[...] = total
-
-
+# Weight gradients sum over all T*B rows. In float32 they are summed in chunks of
+# _SUM_ROWS rows: each chunk's product in float32, the chunks added in float64. One
+# float32 product over all T*B rows drifts by ~sqrt(T*B) ulp and took the weight
+# gradients to 1.4e-6 of the reference at T=300 (contract: 2e-6).
 _SUM_ROWS = 512
+# Each weight-gradient piece has its own float64 partial sums: at most this many
+# bytes of them in all (they stay in the workspace).
+_PARTIAL_BYTES = 32 << 20
+
+
+def _sum_pieces(n, width, dtype):
+    """Row spans of the weight-gradient pieces, from the shapes alone, and the chunk
+    rows: float32 pieces are whole chunks; a float64 piece is one chunk."""
+    cap = max(1, _PARTIAL_BYTES // (8 * width))
+    if dtype != np.float32:
+        spans = _spans(n)
+        spans = spans if len(spans) <= cap else _spans(n, -(-n // cap))
+        return spans, n
+    chunks = -(-n // _SUM_ROWS)
+    k = max(1, min(_MAX_PIECES, chunks, cap))
+    edges = [min(n, _SUM_ROWS * (chunks * i // k)) for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:])), _SUM_ROWS
 
 
 def weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
                  dx, dw_ih, dw_hh, db_ih, db_hh, threads=1):
-    """Each gradient as one product over all T*B rows.
+    """dx, and the weight and bias gradients as sums over all T*B rows (lock held).
 
     d_ih, d_hh : (T, B, 3H) pre-activation gate gradients (see the backends)
-    dx is cut by rows; the weight gradients by their output rows, each piece
-    summing over all T*B rows.
+    dx is cut by rows. The sums are cut by rows too, into pieces of whole chunks:
+    each piece forms full-width products (efficient GEMMs: the large shape's dw_hh
+    took 135 ms on one core against 248 ms as pieces of 32 output rows) and adds
+    them into its float64 partials; the partials are added in piece order, so the
+    bits depend on the shapes alone.
     """
-    H = h_prev.shape[-1]
-    g_ih, g_hh, x2, hp, a2 = _rows(d_ih), _rows(d_hh), _rows(x), _rows(h_prev), _rows(aux)
-    dx2 = _rows(dx)
-    # BLAS GEMMs with a dimension of 1 are slow: with one input feature, use GEMVs
-    w_in, x_in, dw_in, dx_out = ((w_ih[:, 0], x2[:, 0], dw_ih[:, 0], dx2[:, 0])
-                                 if x.shape[-1] == 1 else (w_ih, x2, dw_ih, dx2))
+    G, I = w_ih.shape
+    H = G // 3
+    g_ih, g_hh, x2, hp, a2, dx2 = (_rows(a) for a in (d_ih, d_hh, x, h_prev, aux, dx))
+    n, dt = g_ih.shape[0], g_ih.dtype
 
     def dx_piece(lo, hi):
-        np.dot(g_ih[lo:hi], w_in, out=dx_out[lo:hi])
+        if I == 1:  # BLAS GEMMs with a dimension of 1 are slow: a GEMV
+            np.dot(g_ih[lo:hi], w_ih[:, 0], out=dx2[lo:hi, 0])
+        else:
+            np.dot(g_ih[lo:hi], w_ih, out=dx2[lo:hi])
 
-    ones = np.ones(g_ih.shape[0], g_ih.dtype)
+    spans, chunk = _sum_pieces(n, G * (I + H + 2), dt)
+    ones = np.ones(min(chunk, n), dt)
+    # per piece: float64 partials [dw_ih | dw_hh | db_ih | db_hh], and the products of one chunk
+    work = [(_scratch(("partial", k), (G, I + H + 2), np.float64),
+             _scratch(("w_ih", k), (G, I), dt), _scratch(("w_hh", k), (G, H), dt),
+             _scratch(("b", k), (2, G), dt)) for k in range(len(spans))]
 
-    def dw_piece(lo, hi):   # rows lo:hi of the weight and bias gradients
-        _sum_over_rows(g_ih[:, lo:hi], x_in, dw_in[lo:hi])
-        # with reset="before", W_hn acts on r * h (aux), not on h
-        _sum_over_rows(g_hh[:, lo:hi], hp if reset_after or hi <= 2 * H else a2, dw_hh[lo:hi])
-        _sum_over_rows(g_ih[:, lo:hi], ones, db_ih[lo:hi])
-        _sum_over_rows(g_hh[:, lo:hi], ones, db_hh[lo:hi])
+    def sum_piece(k, _):
+        part, p_ih, p_hh, p_b = work[k]
+        part[...] = 0.0
+        lo, hi = spans[k]
+        for c in range(lo, hi, chunk):
+            e = min(hi, c + chunk)
+            gi, gh = g_ih[c:e].T, g_hh[c:e].T
+            if I == 1:
+                np.dot(gi, x2[c:e, 0], out=p_ih[:, 0])
+            else:
+                np.dot(gi, x2[c:e], out=p_ih)
+            if reset_after:
+                np.dot(gh, hp[c:e], out=p_hh)
+            else:   # with reset="before", W_hn acts on r * h (aux), not on h
+                np.dot(gh[:2 * H], hp[c:e], out=p_hh[:2 * H])
+                np.dot(gh[2 * H:], a2[c:e], out=p_hh[2 * H:])
+            np.dot(gi, ones[:e - c], out=p_b[0])
+            np.dot(gh, ones[:e - c], out=p_b[1])
+            part[:, :I] += p_ih
+            part[:, I:I + H] += p_hh
+            part[:, I + H:] += p_b.T
 
-    _run(dx_piece, _spans(g_ih.shape[0]), threads)
-    # pieces inside one gate each, so none straddles the r, z | n boundary
-    _run(dw_piece, [s for g in range(3) for s in _spans(H, _MIN_WEIGHT_ROWS, g * H)], threads)
+    _run(dx_piece, _spans(n), threads)
+    _run(sum_piece, [(k, None) for k in range(len(spans))], threads)
+    total = work[0][0]
+    for part, *_ in work[1:]:
+        total += part
+    dw_ih[...] = total[:, :I]
+    dw_hh[...] = total[:, I:I + H]
+    db_ih[...] = total[:, I + H]
+    db_hh[...] = total[:, I + H + 1]
 
 
 # Scratch arrays reused across calls, one per slot and dtype, used only with the lock

@@ -12,9 +12,10 @@ OpenMP's default); it never changes the results.
 """
 import numpy as np
 
-from fastgru_ext import _gru
-
 from . import _blas
+
+with _blas.openmp_loading():   # the extension links libgomp: it loads here
+    from fastgru_ext import _gru
 
 
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,

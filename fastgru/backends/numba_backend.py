@@ -25,7 +25,13 @@ from numba import njit, prange
 from . import _blas
 from ._numba_math import like, sigmoid, tanh
 
-
+try:    # start Numba's threading layer now, so that its OpenMP runtime loads in there
+    from numba.np.ufunc.parallel import _launch_threads
+except ImportError:   # a Numba without it: the layer starts on the first call instead
+    pass
+else:
+    with _blas.openmp_loading():
+        _launch_threads()
 
 
 @njit(cache=True, error_model="numpy")

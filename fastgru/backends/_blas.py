@@ -84,8 +84,10 @@ def _pool(threads):
 
 
 def _spans(n, min_rows=_MIN_ROWS, offset=0):
-    """A split of range(offset, offset + n) that depends on n alone."""
-    k = max(1, min(_MAX_PIECES, n // min_rows))
+    """A split of range(offset, offset + n) that depends on n alone: a power of two
+    pieces, which spreads evenly over 2, 4, 8 or 16 threads (medium shape's
+    projection, 3200 rows on 2 threads: 1.5 ms as 3 pieces)."""
+    k = 1 << (max(1, min(_MAX_PIECES, n // min_rows)).bit_length() - 1)
     edges = [offset + n * i // k for i in range(k + 1)]
     return list(zip(edges[:-1], edges[1:]))
 

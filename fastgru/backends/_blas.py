@@ -10,6 +10,7 @@ bitwise identical for any thread count, and the cores are still all used.
 """
 import contextlib
 import functools
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -161,15 +162,16 @@ _PARTIAL_BYTES = 32 << 20
 
 
 def _sum_pieces(n, width, dtype):
-    """Row spans of the weight-gradient pieces, from the shapes alone, and the chunk
-    rows: float32 pieces are whole chunks; a float64 piece is one chunk."""
+    """Row spans of the weight-gradient pieces, from the shapes alone (a power of two
+    of them, as _spans), and the chunk rows: float32 pieces are whole chunks; a
+    float64 piece is one chunk."""
     cap = max(1, _PARTIAL_BYTES // (8 * width))
     if dtype != np.float32:
         spans = _spans(n)
         spans = spans if len(spans) <= cap else _spans(n, -(-n // cap))
         return spans, n
     chunks = -(-n // _SUM_ROWS)
-    k = max(1, min(_MAX_PIECES, chunks, cap))
+    k = 1 << (max(1, min(_MAX_PIECES, chunks, cap)).bit_length() - 1)
     edges = [min(n, _SUM_ROWS * (chunks * i // k)) for i in range(k + 1)]
     return list(zip(edges[:-1], edges[1:])), _SUM_ROWS
 
@@ -246,7 +248,7 @@ _workspace = {}
 
 def _scratch(slot, shape, dtype):
     """An uninitialised array of `shape` from the workspace (lock held)."""
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     key = (slot, np.dtype(dtype))
     buf = _workspace.get(key)
     if buf is None or buf.size < size:

@@ -93,13 +93,13 @@ def _spans(n, min_rows=_MIN_ROWS, offset=0):
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _run(piece, spans, threads):
-    """piece(lo, hi) for each span, on up to `threads` threads."""
-    if threads <= 1 or len(spans) == 1:
-        for lo, hi in spans:
-            piece(lo, hi)
+def _run(tasks, threads):
+    """Each (function, lo, hi) of tasks as function(lo, hi), on up to `threads` threads."""
+    if threads <= 1 or len(tasks) == 1:
+        for fn, lo, hi in tasks:
+            fn(lo, hi)
         return
-    for future in [_pool(threads).submit(piece, lo, hi) for lo, hi in spans]:
+    for future in [_pool(threads).submit(fn, lo, hi) for fn, lo, hi in tasks]:
         future.result()
 
 
@@ -136,7 +136,7 @@ def project(x, w_ih, b_ih, out, threads=1):
         else:
             np.matmul(x2[lo:hi], w_T, out=o)
             o += b_ih
-    _run(piece, _spans(x2.shape[0]), threads)
+    _run([(piece, lo, hi) for lo, hi in _spans(x2.shape[0])], threads)
 
 
 @functools.lru_cache(maxsize=None)
@@ -227,8 +227,9 @@ def weight_grads(d_ih, d_hh, x, h_prev, aux, w_ih, reset_after,
             part[:, I:I + H] += p_hh
             part[:, I + H:] += p_b.T
 
-    _run(dx_piece, _spans(n), threads)
-    _run(sum_piece, [(k, None) for k in range(len(spans))], threads)
+    # one batch, so that dx and the sums share the threads (small shape: 1 dx piece)
+    _run([(sum_piece, k, None) for k in range(len(spans))]
+         + [(dx_piece, lo, hi) for lo, hi in _spans(n)], threads)
     total = work[0][0]
     for part, *_ in work[1:]:
         total += part

@@ -101,5 +101,7 @@ def set_backend(name):
 
 
 def current():
-    """The module of the backend in use."""
+    """The module of the backend in use (called per GRUCell step: keep it cheap)."""
+    if _current is not None:   # set only to a backend that loaded
+        return _loaded[_current]
     return load(get_backend())

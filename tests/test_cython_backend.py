@@ -266,3 +266,41 @@ def test_step_matches_reference(dtype, rng, reset_after, B):
         backend.step(p["x"][0], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], reset_after, out)
         outs.append(out)
     assert_close(*outs, dtype, "cython step")
+
+
+def step_args(B=2, I=3, H=2, dt=np.float64):
+    z = lambda *s: np.zeros(s, dt)  # noqa: E731
+    return dict(x=z(B, I), h=z(B, H), w_ih=z(3 * H, I), w_hh=z(3 * H, H), b_ih=z(3 * H),
+                b_hh=z(3 * H), reset_after=True, out=z(B, H))
+
+
+MALFORMED_STEP = {
+    "x None": dict(x=None),
+    "h float32 among float64": dict(h=np.zeros((2, 2), np.float32)),
+    "x wrong batch": dict(x=np.zeros((3, 3))),
+    "w_ih wrong inputs": dict(w_ih=np.zeros((6, 4))),
+    "w_hh transposed": dict(w_hh=np.zeros((2, 6))),
+    "b_ih too short": dict(b_ih=np.zeros(5)),
+    "out wrong shape": dict(out=np.zeros((2, 3))),
+    "out read-only": dict(out=read_only(np.zeros((2, 2)))),
+    "h H = 0": dict(h=np.zeros((2, 0))),
+    "x not contiguous": dict(x=np.zeros((2, 6))[:, ::2]),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_STEP)
+def test_malformed_step_call_raises(case):
+    with pytest.raises((TypeError, ValueError)):
+        _gru.step(**dict(step_args(), **MALFORMED_STEP[case]))
+
+
+@pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
+def test_step_leaves_inputs_alone_and_takes_empty_batches(rng, reset_after):
+    a = {k: (rng.standard_normal(v.shape) if isinstance(v, np.ndarray) else v)
+         for k, v in step_args(B=3).items()}
+    a["reset_after"] = reset_after
+    before = {k: v.copy() for k, v in a.items() if isinstance(v, np.ndarray) and k != "out"}
+    _gru.step(**a)
+    for k, v in before.items():
+        np.testing.assert_array_equal(a[k], v, err_msg=k)
+    _gru.step(**step_args(B=0))

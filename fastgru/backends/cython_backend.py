@@ -28,22 +28,8 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
 
 
 def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
-    """Same contract as ``reference.step``: one step (GRUCell), a sequence of length 1."""
-    B, H = h.shape
-    xg = np.empty((1, B, w_ih.shape[0]), x.dtype)
-    unused = np.empty((0, B, H), x.dtype)
-    rows = _blas.block_rows(B, H)
-    args = (xg, h, w_hh, b_hh, np.ones(B, np.int64), False, reset_after, rows,
-            np.empty((1, B, H), x.dtype), out, unused, unused)
-    if B <= rows:
-        # One block, one thread: nothing for BLAS's threads to fight, and limiting
-        # them would cost more than a streaming step itself.
-        _blas.project(x[None], w_ih, b_ih, xg)
-        _gru.forward_steps(*args)
-    else:
-        with _blas.exclusive() as threads:
-            _blas.project(x[None], w_ih, b_ih, xg, threads=threads)
-            _gru.forward_steps(*args)
+    """Same contract as ``reference.step``: one serial step (GRUCell)."""
+    _gru.step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out)
 
 
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,

@@ -161,24 +161,42 @@ cdef inline void _grad_row_r_before(Py_ssize_t H, const floating *g, const float
 # are skipped: output 0, state frozen, zero gradients, aux 0 in the cache (so that
 # the weight-gradient GEMMs multiply zeros by finite numbers).
 
+cdef inline void _transpose(Py_ssize_t rows, Py_ssize_t cols, const floating *src,
+                            floating *dst) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            dst[j * rows + i] = src[i * cols + j]
+
+
 cdef void _forward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse, bint keep,
-                         floating[:, :, ::1] xg, const floating *w_t,
+                         floating[:, :, ::1] xg, const floating *w_t, const floating *w,
                          const floating[::1] b_hh, const int64_t[::1] lengths,  # IN
                          floating[:, :, ::1] out, floating[:, ::1] h_n,
                          floating[:, :, ::1] h_prev, floating[:, :, ::1] aux,  # OUT
                          floating *hh) noexcept nogil:
     """reset="after" for rows lo .. lo+m-1. h_n's rows hold h0 on entry and the
-    running state throughout; w_t is W_hh^T (H, 3H); hh is (m, 3H) scratch for h W_hh^T."""
+    running state throughout; w_t is W_hh^T (H, 3H). hh is (m, 3H) scratch for
+    h W_hh^T, followed, when w (W_hh itself) is given, by (4H, m) scratch: the
+    product is then taken as (W_hh h^T)^T."""
     cdef Py_ssize_t T = xg.shape[0], G = xg.shape[2], H = G // 3
     cdef Py_ssize_t step, t, i
     cdef floating *h = &h_n[lo, 0]
+    cdef floating *h_t = hh + m * G
+    cdef floating *hh_t = h_t + H * m
     cdef floating one = 1, zero = 0
     for step in range(T):
         t = T - 1 - step if reverse else step
         if keep:
             memcpy(&h_prev[t, lo, 0], h, m * H * sizeof(floating))
-        gemm(False, False, <int> m, <int> G, <int> H, one, h, <int> H,
-             w_t, <int> G, zero, hh, <int> G)
+        if w != NULL:
+            _transpose(m, H, h, h_t)
+            gemm(False, False, <int> G, <int> m, <int> H, one, w, <int> H,
+                 h_t, <int> m, zero, hh_t, <int> m)
+            _transpose(G, m, hh_t, hh)
+        else:
+            gemm(False, False, <int> m, <int> G, <int> H, one, h, <int> H,
+                 w_t, <int> G, zero, hh, <int> G)
         for i in range(m):
             if t < lengths[lo + i]:
                 _row_after(H, &xg[t, lo + i, 0], hh + i * G, &b_hh[0], h + i * H,
@@ -306,7 +324,7 @@ def _expect(name, got, want):
 def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not None,
                   const floating[:, ::1] w_hh not None, const floating[::1] b_hh not None,
                   const int64_t[::1] lengths not None, bint reverse, bint reset_after,
-                  Py_ssize_t rows,  # IN
+                  Py_ssize_t rows, bint tall,  # IN
                   floating[:, :, ::1] out not None, floating[:, ::1] h_n not None,
                   floating[:, :, ::1] h_prev not None, floating[:, :, ::1] aux not None):  # OUT
     """Run the recurrence over all T steps.
@@ -314,6 +332,8 @@ def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not
     xg : (T, B, 3H) IN/OUT, x W_ih^T + b_ih on entry, the activated gates r, z, n on exit
     h0 : (B, H), w_hh : (3H, H), b_hh : (3H,), lengths : (B,) int64 IN
     rows : rows per block, from the shapes alone (never the thread count) IN
+    tall : reset="after" only: take h W_hh^T as (W_hh h^T)^T
+        (``fastgru.backends._blas.tall_product``) IN
     out : (T, B, H), h_n : (B, H) OUT
     h_prev, aux : (T, B, H) OUT, the cache (see ``fastgru.backends.reference.forward``),
         or both (0, B, H) when not kept. On steps past a sequence's length (which
@@ -338,9 +358,13 @@ def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not
                          f"got {_dims(h_prev.shape, 3)}")
     _expect("aux", _dims(aux.shape, 3), _dims(h_prev.shape, 3))
     # W_hh^T, C-ordered, so that each per-step product is a plain C x C GEMM;
-    # then (B, 4H) of per-row scratch (a block uses its own rows).
-    cdef floating *w_t = <floating *> malloc((G * H + B * 4 * H) * sizeof(floating))
+    # then (B, 4H) of per-row scratch (a block uses its own rows), twice that
+    # for the tall product.
+    tall = tall and reset_after
+    cdef Py_ssize_t per_row = 8 * H if tall else 4 * H
+    cdef floating *w_t = <floating *> malloc((G * H + B * per_row) * sizeof(floating))
     cdef floating *work = w_t + G * H
+    cdef const floating *w = &w_hh[0, 0] if tall else NULL
     cdef Py_ssize_t i, j
     if w_t == NULL:
         raise MemoryError()
@@ -355,11 +379,11 @@ def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not
                 m = min(rows, B - lo)
                 memmove(&h_n[lo, 0], &h0[lo, 0], m * H * sizeof(floating))  # may alias
                 if reset_after:
-                    _forward_after(lo, m, reverse, keep, xg, w_t, b_hh, lengths,
-                                   out, h_n, h_prev, aux, work + lo * 4 * H)
+                    _forward_after(lo, m, reverse, keep, xg, w_t, w, b_hh, lengths,
+                                   out, h_n, h_prev, aux, work + lo * per_row)
                 else:
                     _forward_before(lo, m, reverse, keep, xg, w_t, b_hh, lengths,
-                                    out, h_n, h_prev, aux, work + lo * 4 * H)
+                                    out, h_n, h_prev, aux, work + lo * per_row)
     finally:
         free(w_t)
 

@@ -170,7 +170,7 @@ def forward_args(T=3, B=4, H=2, dt=np.float64):
     z = lambda *s: np.zeros(s, dt)  # noqa: E731
     return dict(xg=z(T, B, 3 * H), h0=z(B, H), w_hh=z(3 * H, H), b_hh=z(3 * H),
                 lengths=np.full(B, T, np.int64), reverse=False, reset_after=True, rows=2,
-                out=z(T, B, H), h_n=z(B, H), h_prev=z(T, B, H), aux=z(T, B, H))
+                tall=False, out=z(T, B, H), h_n=z(B, H), h_prev=z(T, B, H), aux=z(T, B, H))
 
 
 def backward_args(T=3, B=4, H=2, dt=np.float64):
@@ -304,3 +304,23 @@ def test_step_leaves_inputs_alone_and_takes_empty_batches(rng, reset_after):
     for k, v in before.items():
         np.testing.assert_array_equal(a[k], v, err_msg=k)
     _gru.step(**step_args(B=0))
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_tall_product_matches_the_plain_one(dtype, rng, keep):
+    """forward_steps(tall=True) takes h W_hh^T as (W_hh h^T)^T: the same numbers,
+    whatever the hidden size (the backend asks for it only for big ones)."""
+    T, B, H = 4, 5, 6
+    results = []
+    for tall in (False, True):
+        a = forward_args(T, B, H, dtype)
+        for k in ("xg", "h0", "w_hh", "b_hh"):
+            a[k] = np.random.default_rng(1).standard_normal(a[k].shape).astype(dtype)
+        a["lengths"] = np.array([4, 0, 2, 4, 1], np.int64)
+        a.update(rows=2, tall=tall)
+        if not keep:
+            a.update(h_prev=np.zeros((0, B, H), dtype), aux=np.zeros((0, B, H), dtype))
+        _gru.forward_steps(**a)
+        results.append([a[k] for k in ("xg", "out", "h_n", "h_prev", "aux")])
+    for name, x, y in zip(("gates", "out", "h_n", "h_prev", "aux"), *results):
+        assert_close(x, y, dtype, f"tall {name}")

@@ -42,12 +42,13 @@ def test_scratch_reused_across_shapes_and_released(backend, dtype, rng, reset):
 
 
 @pytest.mark.parametrize("reset", ["after", "before"])
-def test_one_vs_two_numba_threads_bitwise_equal(dtype, rng, reset):
+@pytest.mark.parametrize("shape", [(8, 37, 6, 9), (3, 40, 2, 256)], ids=["small", "big-H"])
+def test_one_vs_two_numba_threads_bitwise_equal(dtype, rng, reset, shape):
     numba = pytest.importorskip("numba")
     if "numba" not in fastgru.available_backends():
         pytest.skip("numba backend not available")
     before_backend, before_threads = fastgru.get_backend(), numba.get_num_threads()
-    p = random_problem(rng, 8, 37, 6, 9, dtype, lengths=True)
+    p = random_problem(rng, *shape, dtype, lengths=True)
     try:
         fastgru.set_backend("numba")
         results = []

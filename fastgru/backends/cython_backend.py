@@ -23,7 +23,7 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     """Same contract as ``reference.forward``."""
     def recurrence(xg, rows):
         _gru.forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, rows,
-                           out, h_n, h_prev, aux)
+                           _blas.tall_product(w_hh.shape[1], rows), out, h_n, h_prev, aux)
     _blas.forward_frame(x, w_ih, b_ih, gates, h_prev.shape[0] == x.shape[0], recurrence)
 
 

@@ -150,21 +150,38 @@ def _add_valid_rows(src, lengths, t, lo, dst):
                 dst[i, j] += src[i, j]
 
 
+@njit(cache=True)
+def _transpose(src, dst):
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[j, i] = src[i, j]
+
+
 @njit(cache=True, error_model="numpy")
-def _forward_block_after(xg, h0, w_T, b_hh, lengths, reverse, keep, lo, hi,  # IN
+def _forward_block_after(xg, h0, w, b_hh, lengths, reverse, keep, lo, hi,  # IN
                          out, h_n, h_prev, aux):  # OUT
     """Rows lo:hi through all steps, reset="after". xg (T, B, 3H) holds
-    x W_ih^T + b_ih on entry and the activated gates r, z, n on exit; w_T is W_hh^T
-    (H, 3H), C-ordered. h_prev and aux (hn_lin) are written when keep."""
+    x W_ih^T + b_ih on entry and the activated gates r, z, n on exit. w is W_hh^T
+    (H, 3H) or W_hh itself (3H, H), both C-ordered: see hidden_weight(). h_prev and
+    aux (hn_lin) are written when keep."""
     T, _, G = xg.shape
     H = G // 3
+    m = hi - lo
     h = h0[lo:hi].copy()
-    hh = np.empty((hi - lo, G), xg.dtype)
+    hh = np.empty((m, G), xg.dtype)
+    tall = w.shape[0] == G and G != H   # h W_hh^T as (W_hh h^T)^T
+    h_t = np.empty((H if tall else 0, m), xg.dtype)
+    hh_t = np.empty((G if tall else 0, m), xg.dtype)
     for step in range(T):
         t = T - 1 - step if reverse else step
         if keep:
             _copy_rows(h, h_prev[t, lo:hi])
-        np.dot(h, w_T, hh)
+        if tall:
+            _transpose(h, h_t)
+            np.dot(w, h_t, hh_t)
+            _transpose(hh_t, hh)
+        else:
+            np.dot(h, w, hh)
         for i in range(hi - lo):
             b = lo + i
             if t >= lengths[b]:  # past the end: state frozen, output 0
@@ -213,10 +230,10 @@ def _forward_block_before(xg, h0, w_rz_T, w_n_T, b_hh, lengths, reverse, keep, l
 
 
 @njit(parallel=True, cache=True)
-def _forward_after(xg, h0, w_T, b_hh, lengths, reverse, keep, rows, out, h_n, h_prev, aux):
+def _forward_after(xg, h0, w, b_hh, lengths, reverse, keep, rows, out, h_n, h_prev, aux):
     B = xg.shape[1]
     for blk in prange((B + rows - 1) // rows):
-        _forward_block_after(xg, h0, w_T, b_hh, lengths, reverse, keep, blk * rows,
+        _forward_block_after(xg, h0, w, b_hh, lengths, reverse, keep, blk * rows,
                              min(B, blk * rows + rows), out, h_n, h_prev, aux)
 
 
@@ -338,6 +355,14 @@ def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
     _cell_step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out)
 
 
+def hidden_weight(w_hh, rows):
+    """What the forward kernels multiply the state by: W_hh^T, or W_hh itself where
+    the product is taken tall (_blas.tall_product)."""
+    if _blas.tall_product(w_hh.shape[1], rows):
+        return w_hh
+    return np.ascontiguousarray(w_hh.T)
+
+
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             out, h_n, h_prev, gates, aux):
     """Same contract as ``reference.forward``."""
@@ -346,7 +371,7 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
 
     def recurrence(xg, rows):
         if reset_after:
-            _forward_after(xg, h0, np.ascontiguousarray(w_hh.T), b_hh, lengths, reverse, keep,
+            _forward_after(xg, h0, hidden_weight(w_hh, rows), b_hh, lengths, reverse, keep,
                            rows, out, h_n, h_prev, aux)
         else:
             _forward_before(xg, h0, np.ascontiguousarray(w_hh[:2 * H].T),

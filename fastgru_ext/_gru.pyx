@@ -251,13 +251,17 @@ cdef void _backward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse,
                           const int64_t[::1] lengths, const floating[:, :, ::1] h_prev,
                           const floating[:, :, ::1] gates, const floating[:, :, ::1] aux,  # IN
                           floating[:, :, ::1] d_ih, floating[:, :, ::1] d_hh,
-                          floating[:, ::1] dh0) noexcept nogil:  # OUT
+                          floating[:, ::1] dh0,  # OUT
+                          const floating *w_t, floating *work) noexcept nogil:
     """reset="after" for rows lo .. lo+m-1; dh0's rows hold d_h_n on entry and
-    the running gradient at the state throughout."""
+    the running gradient at the state throughout. With w_t (W_hh^T, (H, 3H)) given,
+    d_hh W_hh is taken tall, as (W_hh^T d_hh^T)^T, in work ((4H, m) scratch)."""
     cdef Py_ssize_t T = gates.shape[0], G = gates.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i, b
+    cdef Py_ssize_t step, t, i, j, b
     cdef floating *dh = &dh0[lo, 0]
-    cdef floating one = 1
+    cdef floating *d_t = work
+    cdef floating *dh_rec_t = work + G * m
+    cdef floating one = 1, zero = 0
     for step in range(T):
         t = step if reverse else T - 1 - step
         for i in range(m):
@@ -269,8 +273,16 @@ cdef void _backward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse,
                 memset(&d_ih[t, b, 0], 0, G * sizeof(floating))
                 memset(&d_hh[t, b, 0], 0, G * sizeof(floating))
         # dh += d_hh W_hh; the zero rows of skipped steps add exactly nothing
-        gemm(False, False, <int> m, <int> H, <int> G, one, &d_hh[t, lo, 0], <int> G,
-             &w_hh[0, 0], <int> H, one, dh, <int> H)
+        if w_t != NULL:
+            _transpose(m, G, &d_hh[t, lo, 0], d_t)
+            gemm(False, False, <int> H, <int> m, <int> G, one, w_t, <int> G,
+                 d_t, <int> m, zero, dh_rec_t, <int> m)
+            for i in range(m):
+                for j in range(H):
+                    dh[i * H + j] += dh_rec_t[j * m + i]
+        else:
+            gemm(False, False, <int> m, <int> H, <int> G, one, &d_hh[t, lo, 0], <int> G,
+                 &w_hh[0, 0], <int> H, one, dh, <int> H)
 
 
 cdef void _backward_before(Py_ssize_t lo, Py_ssize_t m, bint reverse,
@@ -390,7 +402,7 @@ def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not
 
 def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, ::1] d_h_n not None,
                    const floating[:, ::1] w_hh not None, const int64_t[::1] lengths not None,
-                   bint reverse, bint reset_after, Py_ssize_t rows,  # IN
+                   bint reverse, bint reset_after, Py_ssize_t rows, bint tall,  # IN
                    const floating[:, :, ::1] h_prev not None, const floating[:, :, ::1] gates not None,
                    const floating[:, :, ::1] aux not None,  # IN: the forward cache
                    floating[:, :, ::1] d_ih not None, floating[:, :, ::1] d_hh not None,
@@ -399,6 +411,7 @@ def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, :
 
     d_out : (T, B, H), d_h_n : (B, H), w_hh : (3H, H), lengths : (B,) int64 IN
     rows : rows per block, as given to ``forward_steps`` IN
+    tall : reset="after" only: take d_hh W_hh as (W_hh^T d_hh^T)^T IN
     h_prev, gates, aux : the cache ``forward_steps`` filled IN
     d_ih : (T, B, 3H) OUT, the pre-activation gate gradients (r, z, n), 0 on skipped steps
     d_hh : (T, B, 3H) OUT, the same with the gradient at W_hn's output in the n part;
@@ -420,9 +433,18 @@ def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, :
     _expect("d_ih", _dims(d_ih.shape, 3), (T, B, G))
     _expect("d_hh", _dims(d_hh.shape, 3), (T, B, G))
     _expect("dh0", _dims(dh0.shape, 2), (B, H))
-    cdef floating *drh = <floating *> malloc(max(B * H, 1) * sizeof(floating))
+    tall = tall and reset_after
+    # scratch: (B, H) for reset="before"'s drh; W_hh^T and (B, 4H) for the tall product
+    cdef Py_ssize_t size = G * H + B * 4 * H if tall else B * H
+    cdef floating *drh = <floating *> malloc(max(size, 1) * sizeof(floating))
     if drh == NULL:
         raise MemoryError()
+    cdef floating *w_t = drh if tall else NULL
+    cdef Py_ssize_t i, j
+    if tall:
+        for i in range(G):
+            for j in range(H):
+                w_t[j * G + i] = w_hh[i, j]
     cdef int n_threads = _threads_for(n_blocks)
     try:
         with nogil:
@@ -432,7 +454,8 @@ def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, :
                 memmove(&dh0[lo, 0], &d_h_n[lo, 0], m * H * sizeof(floating))  # may alias
                 if reset_after:
                     _backward_after(lo, m, reverse, d_out, w_hh, lengths, h_prev, gates, aux,
-                                    d_ih, d_hh, dh0)
+                                    d_ih, d_hh, dh0, w_t,
+                                    drh + G * H + lo * 4 * H if tall else NULL)
                 else:
                     _backward_before(lo, m, reverse, d_out, w_hh, lengths, h_prev, gates,
                                      d_ih, dh0, drh + lo * H)

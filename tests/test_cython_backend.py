@@ -160,7 +160,7 @@ def test_reset_before_distinct_d_hh_gets_a_copy():
     lengths = np.array([4, 2, 0], np.int64)
     cache = run(cython, p, lengths, False, False, d_out, d_h_n)
     d_ih, d_hh, dh0 = np.empty((T, B, 3 * H)), np.full((T, B, 3 * H), np.nan), np.empty((B, H))
-    _gru.backward_steps(d_out, d_h_n, p["w_hh"], lengths, False, False, block_rows(B, H),
+    _gru.backward_steps(d_out, d_h_n, p["w_hh"], lengths, False, False, block_rows(B, H), False,
                         cache["h_prev"], cache["gates"], cache["aux"], d_ih, d_hh, dh0)
     np.testing.assert_array_equal(d_hh, d_ih)
     assert_close(dh0, cache["dh0"], np.float64, "dh0")
@@ -177,7 +177,7 @@ def backward_args(T=3, B=4, H=2, dt=np.float64):
     z = lambda *s: np.zeros(s, dt)  # noqa: E731
     return dict(d_out=z(T, B, H), d_h_n=z(B, H), w_hh=z(3 * H, H),
                 lengths=np.full(B, T, np.int64), reverse=False, reset_after=True, rows=2,
-                h_prev=z(T, B, H), gates=z(T, B, 3 * H), aux=z(T, B, H),
+                tall=False, h_prev=z(T, B, H), gates=z(T, B, 3 * H), aux=z(T, B, H),
                 d_ih=z(T, B, 3 * H), d_hh=z(T, B, 3 * H), dh0=z(B, H))
 
 
@@ -323,4 +323,21 @@ def test_tall_product_matches_the_plain_one(dtype, rng, keep):
         _gru.forward_steps(**a)
         results.append([a[k] for k in ("xg", "out", "h_n", "h_prev", "aux")])
     for name, x, y in zip(("gates", "out", "h_n", "h_prev", "aux"), *results):
+        assert_close(x, y, dtype, f"tall {name}")
+
+
+def test_tall_backward_matches_the_plain_one(dtype, rng):
+    """backward_steps(tall=True) takes d_hh W_hh as (W_hh^T d_hh^T)^T: the same numbers."""
+    T, B, I, H = 4, 5, 3, 6
+    p = problem(rng, (T, B, I, H), dtype)
+    lengths = np.array([4, 0, 2, 4, 1], np.int64)
+    d_out, d_h_n = upstream(rng, T, B, H, dtype)
+    cache = run(cython, p, lengths, False, True, d_out, d_h_n)
+    results = []
+    for tall in (False, True):
+        d_ih, d_hh, dh0 = (np.empty(s, dtype) for s in ((T, B, 3 * H), (T, B, 3 * H), (B, H)))
+        _gru.backward_steps(d_out, d_h_n, p["w_hh"], lengths, False, True, 2, tall,
+                            cache["h_prev"], cache["gates"], cache["aux"], d_ih, d_hh, dh0)
+        results.append((d_ih, d_hh, dh0))
+    for name, x, y in zip(("d_ih", "d_hh", "dh0"), *results):
         assert_close(x, y, dtype, f"tall {name}")

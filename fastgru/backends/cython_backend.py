@@ -37,6 +37,7 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     """Same contract as ``reference.backward``."""
     def recurrence(d_ih, d_hh, rows):
         _gru.backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after, rows,
+                            _blas.tall_product(w_hh.shape[1], rows),
                             h_prev, gates, aux, d_ih, d_hh, dh0)
     _blas.backward_frame(x, w_ih, h_prev, gates, aux, reset_after,
                          (dx, dw_ih, dw_hh, db_ih, db_hh), recurrence)

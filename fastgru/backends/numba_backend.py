@@ -169,7 +169,7 @@ def _forward_block_after(xg, h0, w, b_hh, lengths, reverse, keep, lo, hi,  # IN
     m = hi - lo
     h = h0[lo:hi].copy()
     hh = np.empty((m, G), xg.dtype)
-    tall = w.shape[0] == G and G != H   # h W_hh^T as (W_hh h^T)^T
+    tall = w.shape[0] == G   # W_hh given: h W_hh^T as (W_hh h^T)^T
     h_t = np.empty((H if tall else 0, m), xg.dtype)
     hh_t = np.empty((G if tall else 0, m), xg.dtype)
     for step in range(T):
@@ -247,16 +247,21 @@ def _forward_before(xg, h0, w_rz_T, w_n_T, b_hh, lengths, reverse, keep, rows,
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_block_after(d_out, d_h_n, w_hh, lengths, reverse, lo, hi,  # IN
+def _backward_block_after(d_out, d_h_n, w, lengths, reverse, lo, hi,  # IN
                           h_prev, gates, aux,  # IN: the forward cache
                           d_ih, d_hh, dh0):  # OUT
     """Rows lo:hi backwards through time, reset="after". Writes the pre-activation
     gate gradients d_ih (T, B, 3H: r, z, n) and d_hh (T, B, 3H: r, z and the
-    gradient at W_hn h + b_hn), zero on skipped steps, and dh0."""
+    gradient at W_hn h + b_hn), zero on skipped steps, and dh0. w is W_hh (3H, H)
+    or, for the tall product, W_hh^T (H, 3H): see backward()."""
     T = gates.shape[0]
     H = d_h_n.shape[1]
+    m = hi - lo
     dh = d_h_n[lo:hi].copy()
-    dh_rec = np.empty((hi - lo, H), gates.dtype)    # d_hh W_hh, the recurrent part
+    dh_rec = np.empty((m, H), gates.dtype)    # d_hh W_hh, the recurrent part
+    tall = w.shape[0] != 3 * H     # W_hh^T given: the product as (W_hh^T d_hh^T)^T
+    d_t = np.empty((3 * H if tall else 0, m), gates.dtype)
+    dh_rec_t = np.empty((H if tall else 0, m), gates.dtype)
     for step in range(T):
         t = step if reverse else T - 1 - step
         for i in range(hi - lo):
@@ -267,7 +272,12 @@ def _backward_block_after(d_out, d_h_n, w_hh, lengths, reverse, lo, hi,  # IN
             else:
                 _grad_after(d_out[t, b], gates[t, b], h_prev[t, b], aux[t, b], dh[i],
                             d_ih[t, b], d_hh[t, b])
-        np.dot(d_hh[t, lo:hi], w_hh, dh_rec)
+        if tall:
+            _transpose(d_hh[t, lo:hi], d_t)
+            np.dot(w, d_t, dh_rec_t)
+            _transpose(dh_rec_t, dh_rec)
+        else:
+            np.dot(d_hh[t, lo:hi], w, dh_rec)
         _add_valid_rows(dh_rec, lengths, t, lo, dh)
     _copy_rows(dh, dh0[lo:hi])
 
@@ -310,11 +320,11 @@ def _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, lo, hi,  #
 
 
 @njit(parallel=True, cache=True)
-def _backward_after(d_out, d_h_n, w_hh, lengths, reverse, rows, h_prev, gates, aux,
+def _backward_after(d_out, d_h_n, w, lengths, reverse, rows, h_prev, gates, aux,
                     d_ih, d_hh, dh0):
     B = gates.shape[1]
     for blk in prange((B + rows - 1) // rows):
-        _backward_block_after(d_out, d_h_n, w_hh, lengths, reverse, blk * rows,
+        _backward_block_after(d_out, d_h_n, w, lengths, reverse, blk * rows,
                               min(B, blk * rows + rows), h_prev, gates, aux, d_ih, d_hh, dh0)
 
 
@@ -387,7 +397,9 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
 
     def recurrence(d_ih, d_hh, rows):
         if reset_after:
-            _backward_after(d_out, d_h_n, w_hh, lengths, reverse, rows, h_prev, gates, aux,
+            # the tall product as in the forward, here d_hh W_hh as (W_hh^T d_hh^T)^T
+            w = np.ascontiguousarray(w_hh.T) if _blas.tall_product(H, rows) else w_hh
+            _backward_after(d_out, d_h_n, w, lengths, reverse, rows, h_prev, gates, aux,
                             d_ih, d_hh, dh0)
         else:  # d_hh is d_ih
             _backward_before(d_out, d_h_n, w_hh[:2 * H], w_hh[2 * H:], lengths, reverse, rows,

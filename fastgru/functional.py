@@ -13,7 +13,7 @@ from . import backends
 
 class GRUCache(NamedTuple):
     """What ``gru_backward`` needs from ``gru_forward``; treat it as opaque."""
-    backend: object
+    backend: str           # the backend's name (a module would not pickle)
     x: np.ndarray          # (T, B, I), a private copy
     w_ih: np.ndarray       # (3H, I)
     w_hh: np.ndarray       # (3H, H)
@@ -78,7 +78,8 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset="after", lengths=None,
     h_prev = _recycled(old and old.h_prev, (kept, B, H), dt)
     gates = _recycled(old and old.gates, (kept, B, G), dt)
     aux = _recycled(old and old.aux, (kept, B, H), dt)
-    backend = backends.current()
+    name = backends.get_backend()
+    backend = backends.load(name)
     if T == 0 or B == 0:
         out[...] = 0
         h_n[...] = h0
@@ -87,7 +88,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset="after", lengths=None,
                         out, h_n, h_prev, gates, aux)
     cache = None
     if need_cache:
-        cache = GRUCache(backend, x, w_ih, w_hh, lengths, reverse, reset_after, h_prev, gates, aux)
+        cache = GRUCache(name, x, w_ih, w_hh, lengths, reverse, reset_after, h_prev, gates, aux)
     return out, h_n, cache
 
 
@@ -134,7 +135,7 @@ def gru_backward(d_out, d_h_n, cache):
             a[...] = 0
         dh0[...] = d_h_n
     else:
-        cache.backend.backward(d_out, d_h_n, x, w_ih, w_hh, cache.lengths, cache.reverse,
-                               cache.reset_after, cache.h_prev, cache.gates, cache.aux,
-                               dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
+        backends.load(cache.backend).backward(
+            d_out, d_h_n, x, w_ih, w_hh, cache.lengths, cache.reverse, cache.reset_after,
+            cache.h_prev, cache.gates, cache.aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
     return dx, dh0, dw_ih, dw_hh, db_ih, db_hh

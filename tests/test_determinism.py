@@ -101,3 +101,20 @@ def test_one_vs_two_blas_threads_bitwise_equal(backend, rng, reset):
             results.append(forward_backward(p, reset))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_cell_step_independent_of_blas_threads(backend, rng):
+    """GRUCell's products are big enough here for BLAS to use threads if allowed:
+    the step must give the same bits with BLAS at 1 and at 2 threads. (Not asked of
+    the NumPy reference: it multiplies with NumPy's BLAS as the process set it.)"""
+    from threadpoolctl import threadpool_limits
+    if backend == "numpy":
+        pytest.skip("the NumPy reference uses BLAS as configured")
+    cell = fastgru.GRUCell(484, 64, seed=1)
+    x = rng.standard_normal((33, 484)).astype(np.float32)
+    h = rng.standard_normal((33, 64)).astype(np.float32)
+    with threadpool_limits(1):
+        one = cell(x, h)
+    with threadpool_limits(2):
+        two = cell(x, h)
+    np.testing.assert_array_equal(one, two)

@@ -133,3 +133,26 @@ def test_openmp_spin_setting_is_scoped_to_the_load(name, user_value):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == str(user_value)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_fork_after_choosing_numba_before_using_it():
+    """Choosing the backend must not start GNU OpenMP: a child forked before the
+    first computation would be killed when it computes ("fork() called from a
+    process already using GNU OpenMP")."""
+    import subprocess
+    if "numba" not in fastgru.available_backends():
+        pytest.skip("numba backend not available")
+    code = """if True:
+        import os, numpy as np, fastgru
+        fastgru.set_backend("numba")
+        pid = os.fork()
+        if pid == 0:
+            out, _ = fastgru.GRU(4, 8)(np.ones((3, 40, 4), np.float32))
+            os._exit(0 if out.shape == (3, 40, 8) else 3)
+        print(os.waitpid(pid, 0)[1])
+    """
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "0", result.stdout + result.stderr

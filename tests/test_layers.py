@@ -236,3 +236,18 @@ def test_cell_matches_one_step_of_gru(backend, rng, reset):
     np.testing.assert_array_equal(cell(x), cell(x, np.zeros((2, 5))))
     assert [n for n, _ in cell.named_parameters()] == ["weight_ih", "weight_hh", "bias_ih",
                                                        "bias_hh"]
+
+
+def test_layers_pickle_and_deepcopy_mid_training(rng):
+    """Checkpointing mid-training: after a train forward (tape held) and after a
+    backward (spent caches kept for reuse), copies must work and compute the same."""
+    import copy
+    import pickle
+    gru = make_gru(rng, input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+    x = rng.standard_normal((5, 2, 3))
+    out, _ = gru.forward(x)
+    for stage in ("taped", "spent"):
+        for clone in (pickle.loads(pickle.dumps(gru)), copy.deepcopy(gru)):
+            np.testing.assert_array_equal(clone(x)[0], gru(x)[0])
+        if stage == "taped":
+            gru.backward(np.ones_like(out))

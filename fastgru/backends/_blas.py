@@ -8,12 +8,12 @@ BLAS held to one thread, cut into pieces fixed by the shapes alone, and the piec
 run on fastgru's own threads (NumPy releases the GIL in BLAS). Results are then
 bitwise identical for any thread count, and the cores are still all used.
 """
+import concurrent.futures
 import contextlib
 import functools
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -81,7 +81,7 @@ def openmp_loading():
 
 @functools.lru_cache(maxsize=None)
 def _pool(threads):
-    return ThreadPoolExecutor(threads, thread_name_prefix="fastgru")
+    return concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="fastgru")
 
 
 def _spans(n, min_rows=_MIN_ROWS, offset=0):
@@ -94,13 +94,24 @@ def _spans(n, min_rows=_MIN_ROWS, offset=0):
 
 
 def _run(tasks, threads):
-    """Each (function, lo, hi) of tasks as function(lo, hi), on up to `threads` threads."""
+    """Each (function, lo, hi) of tasks as function(lo, hi), on up to `threads` threads.
+
+    Returns, or raises, only once every task has finished: the tasks write into the
+    workspace, which the next call (after the lock is released) reuses. An error or
+    a KeyboardInterrupt while waiting must not leave tasks still writing there.
+    """
     if threads <= 1 or len(tasks) == 1:
         for fn, lo, hi in tasks:
             fn(lo, hi)
         return
-    for future in [_pool(threads).submit(fn, lo, hi) for fn, lo, hi in tasks]:
-        future.result()
+    futures = [_pool(threads).submit(fn, lo, hi) for fn, lo, hi in tasks]
+    try:
+        for future in futures:
+            future.result()
+    finally:
+        for future in futures:
+            future.cancel()     # those not started yet; the running ones are waited for
+        concurrent.futures.wait(futures)
 
 
 def block_rows(B, H):

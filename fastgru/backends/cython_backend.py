@@ -28,8 +28,10 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
 
 
 def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
-    """Same contract as ``reference.step``: one serial step (GRUCell)."""
-    _gru.step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out)
+    """Same contract as ``reference.step``: one serial step (GRUCell), with BLAS at
+    one thread (its results would otherwise follow BLAS's thread count)."""
+    with _blas.exclusive():
+        _gru.step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out)
 
 
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,

@@ -25,13 +25,26 @@ from numba import njit, prange
 from . import _blas
 from ._numba_math import like, sigmoid, tanh
 
-try:    # start Numba's threading layer now, so that its OpenMP runtime loads in there
-    from numba.np.ufunc.parallel import _launch_threads
-except ImportError:   # a Numba without it: the layer starts on the first call instead
-    pass
-else:
+_threads_launched = False
+
+
+def _launch_threading_layer():
+    """Start Numba's threading layer inside _blas.openmp_loading(), so that its
+    OpenMP runtime loads there. Called before the first parallel kernel, not at
+    import: a process that forks before using fastgru must not hold a started
+    GNU OpenMP (the child would be killed), and a threading layer that cannot load
+    (NUMBA_THREADING_LAYER=tbb without tbb) raises here, at the call, as Numba would."""
+    global _threads_launched
+    if _threads_launched:
+        return
+    try:
+        from numba.np.ufunc.parallel import _launch_threads
+    except ImportError:   # a Numba without it: the layer starts in the kernel call
+        _threads_launched = True
+        return
     with _blas.openmp_loading():
         _launch_threads()
+    _threads_launched = True
 
 
 @njit(cache=True, error_model="numpy")
@@ -380,6 +393,7 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     keep = h_prev.shape[0] == x.shape[0]
 
     def recurrence(xg, rows):
+        _launch_threading_layer()
         if reset_after:
             _forward_after(xg, h0, hidden_weight(w_hh, rows), b_hh, lengths, reverse, keep,
                            rows, out, h_n, h_prev, aux)
@@ -396,6 +410,7 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     H = w_hh.shape[1]
 
     def recurrence(d_ih, d_hh, rows):
+        _launch_threading_layer()
         if reset_after:
             # the tall product as in the forward, here d_hh W_hh as (W_hh^T d_hh^T)^T
             w = np.ascontiguousarray(w_hh.T) if _blas.tall_product(H, rows) else w_hh

@@ -21,6 +21,7 @@ the compile time of the variant it runs, and the prange bodies stay one call
 """
 import numpy as np
 from numba import njit, prange
+from numba.extending import overload
 
 from . import _blas
 from ._numba_math import like, sigmoid, tanh
@@ -170,31 +171,43 @@ def _transpose(src, dst):
             dst[j, i] = src[i, j]
 
 
+def _times(a, w, a_t, p_t, out):
+    """out := a @ w in the kernels, taken tall when w is Fortran-ordered: as
+    (w^T a^T)^T, with a_t and p_t as scratch for the transposes (see
+    _blas.tall_product). The choice is by type, so a kernel compiles one way only."""
+    raise NotImplementedError
+
+
+@overload(_times)
+def _times_impl(a, w, a_t, p_t, out):
+    if w.layout == "F":
+        def tall(a, w, a_t, p_t, out):
+            _transpose(a, a_t)
+            np.dot(w.T, a_t, p_t)
+            _transpose(p_t, out)
+        return tall
+    return lambda a, w, a_t, p_t, out: np.dot(a, w, out)
+
+
 @njit(cache=True, error_model="numpy")
 def _forward_block_after(xg, h0, w, b_hh, lengths, reverse, keep, lo, hi,  # IN
                          out, h_n, h_prev, aux):  # OUT
     """Rows lo:hi through all steps, reset="after". xg (T, B, 3H) holds
     x W_ih^T + b_ih on entry and the activated gates r, z, n on exit. w is W_hh^T
-    (H, 3H) or W_hh itself (3H, H), both C-ordered: see hidden_weight(). h_prev and
-    aux (hn_lin) are written when keep."""
+    (H, 3H), C-ordered, or Fortran-ordered for the tall product (hidden_weight()).
+    h_prev and aux (hn_lin) are written when keep."""
     T, _, G = xg.shape
     H = G // 3
     m = hi - lo
     h = h0[lo:hi].copy()
     hh = np.empty((m, G), xg.dtype)
-    tall = w.shape[0] == G   # W_hh given: h W_hh^T as (W_hh h^T)^T
-    h_t = np.empty((H if tall else 0, m), xg.dtype)
-    hh_t = np.empty((G if tall else 0, m), xg.dtype)
+    h_t = np.empty((H, m), xg.dtype)       # scratch of the tall product
+    hh_t = np.empty((G, m), xg.dtype)
     for step in range(T):
         t = T - 1 - step if reverse else step
         if keep:
             _copy_rows(h, h_prev[t, lo:hi])
-        if tall:
-            _transpose(h, h_t)
-            np.dot(w, h_t, hh_t)
-            _transpose(hh_t, hh)
-        else:
-            np.dot(h, w, hh)
+        _times(h, w, h_t, hh_t, hh)
         for i in range(hi - lo):
             b = lo + i
             if t >= lengths[b]:  # past the end: state frozen, output 0
@@ -265,16 +278,15 @@ def _backward_block_after(d_out, d_h_n, w, lengths, reverse, lo, hi,  # IN
                           d_ih, d_hh, dh0):  # OUT
     """Rows lo:hi backwards through time, reset="after". Writes the pre-activation
     gate gradients d_ih (T, B, 3H: r, z, n) and d_hh (T, B, 3H: r, z and the
-    gradient at W_hn h + b_hn), zero on skipped steps, and dh0. w is W_hh (3H, H)
-    or, for the tall product, W_hh^T (H, 3H): see backward()."""
+    gradient at W_hn h + b_hn), zero on skipped steps, and dh0. w is W_hh (3H, H),
+    C-ordered, or Fortran-ordered for the tall product (see backward())."""
     T = gates.shape[0]
     H = d_h_n.shape[1]
     m = hi - lo
     dh = d_h_n[lo:hi].copy()
     dh_rec = np.empty((m, H), gates.dtype)    # d_hh W_hh, the recurrent part
-    tall = w.shape[0] != 3 * H     # W_hh^T given: the product as (W_hh^T d_hh^T)^T
-    d_t = np.empty((3 * H if tall else 0, m), gates.dtype)
-    dh_rec_t = np.empty((H if tall else 0, m), gates.dtype)
+    d_t = np.empty((3 * H, m), gates.dtype)   # scratch of the tall product
+    dh_rec_t = np.empty((H, m), gates.dtype)
     for step in range(T):
         t = step if reverse else T - 1 - step
         for i in range(hi - lo):
@@ -285,12 +297,7 @@ def _backward_block_after(d_out, d_h_n, w, lengths, reverse, lo, hi,  # IN
             else:
                 _grad_after(d_out[t, b], gates[t, b], h_prev[t, b], aux[t, b], dh[i],
                             d_ih[t, b], d_hh[t, b])
-        if tall:
-            _transpose(d_hh[t, lo:hi], d_t)
-            np.dot(w, d_t, dh_rec_t)
-            _transpose(dh_rec_t, dh_rec)
-        else:
-            np.dot(d_hh[t, lo:hi], w, dh_rec)
+        _times(d_hh[t, lo:hi], w, d_t, dh_rec_t, dh_rec)
         _add_valid_rows(dh_rec, lengths, t, lo, dh)
     _copy_rows(dh, dh0[lo:hi])
 
@@ -379,10 +386,10 @@ def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
 
 
 def hidden_weight(w_hh, rows):
-    """What the forward kernels multiply the state by: W_hh^T, or W_hh itself where
-    the product is taken tall (_blas.tall_product)."""
+    """What the forward kernels multiply the state by: W_hh^T, C-ordered, or as a
+    Fortran-ordered view where the product is taken tall (_blas.tall_product)."""
     if _blas.tall_product(w_hh.shape[1], rows):
-        return w_hh
+        return w_hh.T
     return np.ascontiguousarray(w_hh.T)
 
 
@@ -413,7 +420,7 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
         _launch_threading_layer()
         if reset_after:
             # the tall product as in the forward, here d_hh W_hh as (W_hh^T d_hh^T)^T
-            w = np.ascontiguousarray(w_hh.T) if _blas.tall_product(H, rows) else w_hh
+            w = np.asfortranarray(w_hh) if _blas.tall_product(H, rows) else w_hh
             _backward_after(d_out, d_h_n, w, lengths, reverse, rows, h_prev, gates, aux,
                             d_ih, d_hh, dh0)
         else:  # d_hh is d_ih

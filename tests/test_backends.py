@@ -8,6 +8,7 @@ from helpers import GRAD_NAMES, assert_close, random_problem, upstream
 SHAPES = [  # (T, B, I, H): every size 1, odd sizes, more rows than one block
     (1, 1, 1, 1), (1, 3, 2, 4), (6, 1, 3, 5), (5, 4, 1, 3), (4, 3, 2, 1),
     (7, 11, 3, 5), (3, 19, 6, 7), (12, 2, 4, 16),
+    (3, 4, 0, 5),   # no input features: the gates see biases only
     # big H: Numba's forward takes the per-step product as (W_hh h^T)^T
     # (numba_backend.hidden_weight), with one and with two row blocks
     (3, 5, 2, 256), (2, 40, 3, 256),

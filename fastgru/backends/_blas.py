@@ -139,8 +139,8 @@ def tall_product(H, rows):
 
 
 def _rows(a):
-    """View (T, B, n) as (T*B, n)."""
-    return a.reshape(-1, a.shape[-1])
+    """View (T, B, n) as (T*B, n); n may be 0 (an input size of 0)."""
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2])
 
 
 def project(x, w_ih, b_ih, out, threads=1):

@@ -116,7 +116,7 @@ def test_without_numba_and_extension_falls_back_to_numpy(fresh_fastgru):
 
 @pytest.mark.parametrize("name", ["numba", "cython"])
 @pytest.mark.parametrize("user_value", [None, "7"])
-def test_openmp_spin_setting_is_scoped_to_the_load(name, user_value):
+def test_openmp_spin_setting_is_scoped_to_the_load(name, user_value, tmp_path):
     """Loading a compiled backend sets GOMP_SPINCOUNT=0 only while its OpenMP runtime
     loads: afterwards the environment is as it was, and a user's value is kept."""
     import os
@@ -129,14 +129,15 @@ def test_openmp_spin_setting_is_scoped_to_the_load(name, user_value):
     code = ("import os, numpy as np, fastgru; fastgru.set_backend(%r); "
             "fastgru.GRU(2, 3)(np.zeros((2, 2, 2), np.float32)); "
             "print(os.environ.get('GOMP_SPINCOUNT'))" % name)
+    # run outside the checkout: the child must import the fastgru this test imported
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == str(user_value)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_fork_after_choosing_numba_before_using_it():
+def test_fork_after_choosing_numba_before_using_it(tmp_path):
     """Choosing the backend must not start GNU OpenMP: a child forked before the
     first computation would be killed when it computes ("fork() called from a
     process already using GNU OpenMP")."""
@@ -153,6 +154,6 @@ def test_fork_after_choosing_numba_before_using_it():
         print(os.waitpid(pid, 0)[1])
     """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "0", result.stdout + result.stderr

@@ -6,14 +6,17 @@ The work splits three ways:
   multithreaded BLAS), done before the recurrence;
 * the recurrence: batch rows are independent through time, so the batch is cut
   into a fixed set of row blocks and each block walks all T steps on its own
-  (``prange`` over blocks, one parallel region per pass, no barrier per step). Per step a block does its
-  (rows, H) x (H, 3H) GEMM and one fused elementwise loop. BLAS is limited to
-  one thread meanwhile: Numba's threads and BLAS's threads fighting over the
-  cores made a naive kernel 78x slower on a 2-core machine;
-* the weight gradients and dx are each one GEMM over all T*B rows, afterwards.
+  (``prange`` over blocks, one parallel region per pass, no barrier per step).
+  Per step a block does its (rows, H) x (H, 3H) product (taken tall for a big
+  W_hh: ``_times``) and one loop per gate, in the data's own precision
+  (``_numba_math``). BLAS is limited to one thread meanwhile: Numba's threads and
+  BLAS's threads fighting over the cores made a naive kernel 78x slower on a
+  2-core machine;
+* the weight gradients and dx are products over all T*B rows, afterwards
+  (``_blas.weight_grads``).
 
-The row blocks depend only on the batch size, never on the thread count, so
-results are bitwise identical for any number of threads.
+The row blocks depend only on the shapes, never on the thread count, so results
+are bitwise identical for any number of threads.
 
 Each reset variant has its own kernels, compiled on first use: a program pays
 the compile time of the variant it runs, and the prange bodies stay one call

@@ -118,3 +118,48 @@ def test_cell_step_independent_of_blas_threads(backend, rng):
     with threadpool_limits(2):
         two = cell(x, h)
     np.testing.assert_array_equal(one, two)
+
+
+def test_an_ignored_blas_limit_is_reported(tmp_path):
+    """Where BLAS ignores the one-thread limit from a worker thread (OpenBLAS 0.3.30+
+    after the main thread set a count), fastgru says so once, instead of silently
+    giving main-thread-dependent bits; where the limit holds, it says nothing."""
+    import subprocess
+    import sys
+    code = """if True:
+        import threading, warnings, numpy as np, fastgru
+        from threadpoolctl import ThreadpoolController
+        from fastgru.backends import _blas
+        x = np.zeros((3, 2, 4), np.float32)
+        gru = fastgru.GRU(4, 8)
+        gru(x)                       # the main thread sets (and restores) BLAS's count
+        libs = _blas._blas_libraries()
+        if all(lib.get_num_threads() == 1 for lib in libs):
+            print("single-threaded BLAS: nothing to check"); raise SystemExit
+        def probe():
+            for lib in libs:
+                lib.set_num_threads(1)
+            ignored.append(any(lib.get_num_threads() != 1 for lib in libs))
+            for lib in libs:
+                lib.set_num_threads(2)
+        def work():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                gru(x)
+                gru(x)
+            got.extend(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning))
+        ignored, got = [], []
+        for fn in (probe, work):
+            t = threading.Thread(target=fn); t.start(); t.join()
+        print("ignored" if ignored[0] else "honoured", len(got), got[:1])
+    """
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    if out.startswith("ignored"):
+        assert " 1 " in out and "OPENBLAS_NUM_THREADS=1" in out, out
+    elif out.startswith("honoured"):
+        assert " 0 " in out, out
+    else:
+        assert "nothing to check" in out, out

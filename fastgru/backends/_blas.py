@@ -49,12 +49,32 @@ def exclusive():
         for lib, n in zip(libs, saved):
             if n != 1:
                 lib.set_num_threads(1)
+                if not _limit_warned and lib.get_num_threads() != 1:
+                    _warn_limit_ignored(lib)
         try:
             yield max(saved, default=1)
         finally:
             for lib, n in zip(libs, saved):
                 if n != 1:
                     lib.set_num_threads(n)
+
+
+_limit_warned = False
+
+
+def _warn_limit_ignored(lib):
+    """Once per process: BLAS refused the one-thread limit (OpenBLAS 0.3.30/0.3.31
+    ignore openblas_set_num_threads from a non-main thread once the main thread has
+    called it). fastgru still computes, but BLAS's threads then compete with its
+    own, and the bits may differ from the same call made in the main thread."""
+    global _limit_warned
+    _limit_warned = True
+    import warnings
+    warnings.warn(
+        f"fastgru: {lib.internal_api} {lib.version} ignored the request to run on one thread "
+        "from this (non-main) thread, so this call may be slower and its results may differ "
+        "in the last bits from the same call in the main thread. Compute from one thread, or "
+        "start the process with OPENBLAS_NUM_THREADS=1.", RuntimeWarning, stacklevel=4)
 
 
 @contextlib.contextmanager

@@ -169,6 +169,22 @@ cdef inline void _transpose(Py_ssize_t rows, Py_ssize_t cols, const floating *sr
             dst[j * rows + i] = src[i * cols + j]
 
 
+cdef inline void _times_tall(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, const floating *a,
+                             const floating *b_t, floating *a_t, floating *p_t,
+                             bint accumulate, floating *out) noexcept nogil:
+    """out (m, n) := (or +=) a (m, k) @ b, given b_t = b^T (n, k), taken tall as
+    (b^T a^T)^T: OpenBLAS runs the tall GEMM faster for short a (see
+    fastgru.backends._blas.tall_product). a_t (k, m) and p_t (n, m) are scratch."""
+    cdef Py_ssize_t i, j
+    cdef floating one = 1, zero = 0
+    _transpose(m, k, a, a_t)
+    gemm(False, False, <int> n, <int> m, <int> k, one, b_t, <int> k, a_t, <int> m,
+         zero, p_t, <int> m)
+    for i in range(m):
+        for j in range(n):
+            out[i * n + j] = (out[i * n + j] if accumulate else zero) + p_t[j * m + i]
+
+
 cdef void _forward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse, bint keep,
                          floating[:, :, ::1] xg, const floating *w_t, const floating *w,
                          const floating[::1] b_hh, const int64_t[::1] lengths,  # IN
@@ -190,10 +206,7 @@ cdef void _forward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse, bint keep,
         if keep:
             memcpy(&h_prev[t, lo, 0], h, m * H * sizeof(floating))
         if w != NULL:
-            _transpose(m, H, h, h_t)
-            gemm(False, False, <int> G, <int> m, <int> H, one, w, <int> H,
-                 h_t, <int> m, zero, hh_t, <int> m)
-            _transpose(G, m, hh_t, hh)
+            _times_tall(m, H, G, h, w, h_t, hh_t, False, hh)
         else:
             gemm(False, False, <int> m, <int> G, <int> H, one, h, <int> H,
                  w_t, <int> G, zero, hh, <int> G)
@@ -257,11 +270,11 @@ cdef void _backward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse,
     the running gradient at the state throughout. With w_t (W_hh^T, (H, 3H)) given,
     d_hh W_hh is taken tall, as (W_hh^T d_hh^T)^T, in work ((4H, m) scratch)."""
     cdef Py_ssize_t T = gates.shape[0], G = gates.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i, j, b
+    cdef Py_ssize_t step, t, i, b
     cdef floating *dh = &dh0[lo, 0]
     cdef floating *d_t = work
     cdef floating *dh_rec_t = work + G * m
-    cdef floating one = 1, zero = 0
+    cdef floating one = 1
     for step in range(T):
         t = step if reverse else T - 1 - step
         for i in range(m):
@@ -274,12 +287,7 @@ cdef void _backward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse,
                 memset(&d_hh[t, b, 0], 0, G * sizeof(floating))
         # dh += d_hh W_hh; the zero rows of skipped steps add exactly nothing
         if w_t != NULL:
-            _transpose(m, G, &d_hh[t, lo, 0], d_t)
-            gemm(False, False, <int> H, <int> m, <int> G, one, w_t, <int> G,
-                 d_t, <int> m, zero, dh_rec_t, <int> m)
-            for i in range(m):
-                for j in range(H):
-                    dh[i * H + j] += dh_rec_t[j * m + i]
+            _times_tall(m, G, H, &d_hh[t, lo, 0], w_t, d_t, dh_rec_t, True, dh)
         else:
             gemm(False, False, <int> m, <int> H, <int> G, one, &d_hh[t, lo, 0], <int> G,
                  &w_hh[0, 0], <int> H, one, dh, <int> H)

@@ -37,3 +37,15 @@ def random_problem(rng, T, B, I, H, dtype, lengths=False, h0=True):
 def upstream(rng, T, B, H, dtype):
     return (rng.standard_normal((T, B, H)).astype(dtype),
             rng.standard_normal((B, H)).astype(dtype))
+
+
+def torch_gru_run(torch, module, x, h0, lengths, packed):
+    """(out, h_n) of a torch.nn.GRU, through a PackedSequence of ``lengths`` when packed
+    (out padded back to the full length), else on the padded batch directly."""
+    if not packed:
+        return module(x, h0)
+    bf = module.batch_first
+    seq = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=bf, enforce_sorted=False)
+    out, h_n = module(seq, h0)
+    T = x.shape[1 if bf else 0]
+    return torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=bf, total_length=T)[0], h_n

@@ -13,7 +13,7 @@ import pytest
 
 import fastgru
 from fastgru import convert
-from helpers import GOLDEN_TOL, assert_close
+from helpers import GOLDEN_TOL, assert_close, torch_gru_run
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
@@ -341,14 +341,7 @@ def test_from_torch_matches_torch(rng, dtype, num_layers, bidirectional, batch_f
     h0 = torch.randn(num_layers * D, B, H, dtype=tdtype)
     lengths = torch.tensor([7, 2, 5, 1])
     with torch.no_grad():
-        if packed:
-            seq = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=batch_first,
-                                                          enforce_sorted=False)
-            out_p, want_h = module(seq, h0)
-            want = torch.nn.utils.rnn.pad_packed_sequence(out_p, batch_first=batch_first,
-                                                          total_length=T)[0]
-        else:
-            want, want_h = module(x, h0)
+        want, want_h = torch_gru_run(torch, module, x, h0, lengths, packed)
     out, h_n = gru(x.numpy(), h0.numpy(), lengths.numpy() if packed else None)
     assert_close(out, want.numpy(), dtype, "out vs torch", GOLDEN_TOL)
     assert_close(h_n, want_h.numpy(), dtype, "h_n vs torch", GOLDEN_TOL)

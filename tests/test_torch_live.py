@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastgru
-from helpers import GOLDEN_TOL, assert_close
+from helpers import GOLDEN_TOL, assert_close, torch_gru_run
 
 torch = pytest.importorskip("torch")
 
@@ -22,14 +22,7 @@ def test_gru_matches_torch(backend, dtype, rng, num_layers, bidirectional, batch
     x = torch.randn((B, T, I) if batch_first else (T, B, I), dtype=tdtype, requires_grad=True)
     h0 = torch.randn(num_layers * D, B, H, dtype=tdtype, requires_grad=True)
     lengths = torch.tensor([7, 3, 1, 5, 7])
-    if packed:
-        seq = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=batch_first,
-                                                      enforce_sorted=False)
-        out_p, h_n = tg(seq, h0)
-        out = torch.nn.utils.rnn.pad_packed_sequence(out_p, batch_first=batch_first,
-                                                     total_length=T)[0]
-    else:
-        out, h_n = tg(x, h0)
+    out, h_n = torch_gru_run(torch, tg, x, h0, lengths, packed)
     d_out, d_h_n = torch.randn_like(out), torch.randn_like(h_n)
     ((out * d_out).sum() + (h_n * d_h_n).sum()).backward()
 

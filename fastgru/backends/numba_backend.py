@@ -1,433 +1,463 @@
-"""Numba backend: the recurrence as one compiled, parallel kernel per pass.
+"""Numba backend: fastgru's engine in Numba (its twin in C is ``fastgru_ext``).
 
-The work splits three ways:
+A pass is four kinds of work, each a team kernel ``kernel(..., tid, nthreads,
+sync)`` run by ``fastgru._threads.run`` (compiled with ``nogil``: the team is
+plain Python threads, no Numba threading layer, no OpenMP, no BLAS):
 
-* the input projection ``x W_ih^T + b_ih`` for all T steps is one GEMM (NumPy,
-  multithreaded BLAS), done before the recurrence;
-* the recurrence: batch rows are independent through time, so the batch is cut
-  into a fixed set of row blocks and each block walks all T steps on its own
-  (``prange`` over blocks, one parallel region per pass, no barrier per step).
-  Per step a block does its (rows, H) x (H, 3H) product (taken tall for a big
-  W_hh: ``_times``) and one loop per gate, in the data's own precision
-  (``_numba_math``). BLAS is limited to one thread meanwhile: Numba's threads and
-  BLAS's threads fighting over the cores made a naive kernel 78x slower on a
-  2-core machine;
-* the weight gradients and dx are products over all T*B rows, afterwards
-  (``_blas.weight_grads``).
+* the input projection ``x W_ih^T + b_ih`` for all steps, cut by rows;
+* the recurrence, each step cut into pieces (row block x unit chunk, see
+  ``_layout``) that a thread computes start to end: the product of its rows of
+  h with its chunk's packed W_hh^T columns, then the gate math of its units; one
+  barrier per step (two for reset="before", which needs all of r * h first);
+* backward: the same pieces through time in reverse (one barrier per step for
+  reset="after", two for "before");
+* dx and the weight gradients, cut by rows of dx and by gate rows of the sums.
 
-The row blocks depend only on the shapes, never on the thread count, so results
-are bitwise identical for any number of threads.
-
-Each reset variant has its own kernels, compiled on first use: a program pays
-the compile time of the variant it runs, and the prange bodies stay one call
-(the parfor pass compiles what it holds twice).
+All products are ``_numba_product.tile``: one fused multiply-add chain per output
+element, so no result depends on the thread count or on the batch around a row.
+Steps past a sequence's length (padding) never reach a result: they are skipped
+in the recurrence and masked out of the weight-gradient sums.
 """
 import numpy as np
-from numba import njit, prange
-from numba.extending import overload
+from numba import njit
 
-from . import _blas
+from .. import _threads
+from . import _layout
 from ._numba_math import like, sigmoid, tanh
+from ._numba_product import nr_of, tile
+from ._numba_sync import barrier
 
-_threads_launched = False
-
-
-def _launch_threading_layer():
-    """Start Numba's threading layer inside _blas.openmp_loading(), so that its
-    OpenMP runtime loads there. Called before the first parallel kernel, not at
-    import: a process that forks before using fastgru must not hold a started
-    GNU OpenMP (the child would be killed), and a threading layer that cannot load
-    (NUMBA_THREADING_LAYER=tbb without tbb) raises here, at the call, as Numba would."""
-    global _threads_launched
-    if _threads_launched:
-        return
-    try:
-        from numba.np.ufunc.parallel import _launch_threads
-    except ImportError:   # a Numba without it: the layer starts in the kernel call
-        _threads_launched = True
-        return
-    with _blas.openmp_loading():
-        _launch_threads()
-    _threads_launched = True
+_JIT = dict(nogil=True, cache=True, error_model="numpy")
 
 
-@njit(cache=True, error_model="numpy")
-def _step_after(g, hh, b_hh, h, out):
-    """One row, reset="after": g holds x W_ih^T + b_ih in, r, z, n out; h is updated.
-
-    One loop per gate: a loop that writes one section of g vectorizes at full width
-    (float32, H=50-128: 1.8-3.2 ns per unit against 2.3-4.0 fused into one loop).
-    """
-    H = h.shape[0]
-    one = like(h, 1.0)
-    for j in range(H):
-        g[j] = sigmoid(g[j] + hh[j] + b_hh[j])
-    for j in range(H):
-        g[H + j] = sigmoid(g[H + j] + hh[H + j] + b_hh[H + j])
-    for j in range(H):
-        n = tanh(g[2 * H + j] + g[j] * (hh[2 * H + j] + b_hh[2 * H + j]))
-        g[2 * H + j] = n
-        z = g[H + j]
-        h_new = (one - z) * n + z * h[j]
-        h[j] = h_new
-        out[j] = h_new
+@njit(**_JIT)
+def _span(n, tid, nthreads):
+    """The contiguous share [lo, hi) of n items of thread tid."""
+    return n * tid // nthreads, n * (tid + 1) // nthreads
 
 
-@njit(cache=True, error_model="numpy")
-def _gates_rz(g, hrz, b_hh, h, rh):
-    """One row, reset="before", first half: r and z into g, r * h into rh."""
-    H = h.shape[0]
-    for j in range(H):
-        r = sigmoid(g[j] + hrz[j] + b_hh[j])
-        g[j] = r
-        rh[j] = r * h[j]
-    for j in range(H):
-        g[H + j] = sigmoid(g[H + j] + hrz[H + j] + b_hh[H + j])
+@njit(**_JIT)
+def _product(a, a_off, lda, m, w, w_tile, n_tiles, K, c, ldc, k_block):
+    """c[i, j*NR + l] = sum_k a[a_off + i*lda + k] w[w_tile + j, k, l] for i < m and
+    j < n_tiles; w is packed tile-major (tiles, K, NR); c is (m, >= n_tiles*NR)
+    flat with row stride ldc. K is cut into blocks that continue the same chains."""
+    NR = nr_of(a.itemsize)
+    wf = w.reshape(-1)
+    for k0 in range(0, max(K, 1), k_block):
+        kn = min(K, k0 + k_block) - k0
+        for j in range(n_tiles):
+            w_off = ((w_tile + j) * K + k0) * NR
+            for i in range(0, m, 4):
+                tile(min(4, m - i), a, a_off + i * lda + k0, lda, 1, wf, w_off, NR,
+                     c, i * ldc + j * NR, ldc, kn, k0 > 0)
 
 
-@njit(cache=True, error_model="numpy")
-def _step_before(g, hn, b_hh, h, out):
-    """One row, reset="before", second half: n from (r * h) W_hn^T, then h."""
-    H = h.shape[0]
-    one = like(h, 1.0)
-    for j in range(H):
-        z = g[H + j]
-        n = tanh(g[2 * H + j] + hn[j] + b_hh[2 * H + j])
-        g[2 * H + j] = n
-        h_new = (one - z) * n + z * h[j]
-        h[j] = h_new
-        out[j] = h_new
+@njit(**_JIT)
+def _project_team(x, wp, b, xg, tid, nthreads, sync):
+    """xg (N, Gp) := x (N, I) W_ih^T + b, rows cut into fixed pieces; wp is W_ih^T
+    packed ((Gp / NR), I, NR); Gp is 3H rounded up to NR."""
+    N, I = x.shape
+    G = b.shape[0]
+    Gp = xg.shape[1]
+    NR = nr_of(x.itemsize)
+    xf = x.reshape(-1)
+    pieces = (N + _layout.PROJECT_ROWS - 1) // _layout.PROJECT_ROWS
+    lo, hi = _span(pieces, tid, nthreads)
+    for p in range(lo, hi):
+        r0 = p * _layout.PROJECT_ROWS
+        m = min(N, r0 + _layout.PROJECT_ROWS) - r0
+        c = xg[r0:r0 + m].reshape(-1)
+        _product(xf, r0 * I, I, m, wp, 0, Gp // NR, I, c, Gp, _layout.K_BLOCK)
+        for i in range(r0, r0 + m):
+            for j in range(G):
+                xg[i, j] += b[j]
 
 
-@njit(cache=True, error_model="numpy")
-def _grad_after(d_out, g, h_prev, hn_lin, dh, d_ih, d_hh):
-    """One row, reset="after": gate gradients; dh becomes its direct part dh * z."""
-    H = dh.shape[0]
-    one = like(dh, 1.0)
-    for j in range(H):
-        r = g[j]
-        z = g[H + j]
-        n = g[2 * H + j]
-        dh_t = dh[j] + d_out[j]
-        dn = dh_t * (one - z) * (one - n * n)
-        dz = dh_t * (h_prev[j] - n) * z * (one - z)
-        dr = dn * hn_lin[j] * r * (one - r)
-        dh[j] = dh_t * z
-        d_ih[j] = dr
-        d_ih[H + j] = dz
-        d_ih[2 * H + j] = dn
-        d_hh[j] = dr
-        d_hh[H + j] = dz
-        d_hh[2 * H + j] = dn * r
+@njit(**_JIT)
+def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  # IN
+                  hbuf, rh, scratch,  # WORK: hbuf[0] holds h0 on entry
+                  out, h_prev, gates, aux,  # OUT
+                  tid, nthreads, sync):
+    """The recurrence. xg (T, B, Gp): the projection; wf: W_hh packed per chunk
+    (_layout.pack_forward); hbuf (2, B, H): the state, double-buffered (step s reads
+    hbuf[s % 2] and writes hbuf[1 - s % 2]); rh (B, H): r * h for reset="before";
+    scratch (pieces, rows, 3U). out (T, B, H); when keep, h_prev, gates (T, B, 3H)
+    and aux (hn_lin, or r * h) are filled for backward."""
+    T, B, _ = xg.shape
+    H = hbuf.shape[2]
+    NR = nr_of(xg.itemsize)
+    chunks = (H + U - 1) // U
+    row_blocks = (B + rows - 1) // rows
+    lo, hi = _span(chunks * row_blocks, tid, nthreads)
+    tiles = U // NR
+    hflat = hbuf.reshape(-1)
+    rhf = rh.reshape(-1)
+    one = like(xg, 1.0)
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        cur = s % 2
+        h = hbuf[cur]
+        h_new = hbuf[1 - cur]
+        for p in range(lo, hi):
+            ch = p // row_blocks
+            r0 = (p % row_blocks) * rows
+            m = min(B, r0 + rows) - r0
+            u0 = ch * U
+            nu = min(H, u0 + U) - u0
+            scr = scratch[p]
+            sf = scr.reshape(-1)
+            a_off = cur * B * H + r0 * H
+            if reset_after:
+                _product(hflat, a_off, H, m, wf, ch * 3 * tiles, 3 * tiles, H, sf, 3 * U, H)
+            else:
+                _product(hflat, a_off, H, m, wf, ch * 3 * tiles, 2 * tiles, H, sf, 3 * U, H)
+            for i in range(m):
+                b = r0 + i
+                g = xg[t, b]
+                hh = scr[i]
+                if reset_after:
+                    for j in range(nu):
+                        hh[j] = sigmoid(g[u0 + j] + hh[j] + b_hh[u0 + j])
+                    for j in range(nu):
+                        hh[U + j] = sigmoid(g[H + u0 + j] + hh[U + j] + b_hh[H + u0 + j])
+                    for j in range(nu):
+                        hh[2 * U + j] = hh[2 * U + j] + b_hh[2 * H + u0 + j]
+                    valid = t < lengths[b]
+                    if valid:
+                        for j in range(nu):
+                            z = hh[U + j]
+                            n = tanh(g[2 * H + u0 + j] + hh[j] * hh[2 * U + j])
+                            v = (one - z) * n + z * h[b, u0 + j]
+                            h_new[b, u0 + j] = v
+                            out[t, b, u0 + j] = v
+                            if keep:
+                                gates[t, b, u0 + j] = hh[j]
+                                gates[t, b, H + u0 + j] = z
+                                gates[t, b, 2 * H + u0 + j] = n
+                                aux[t, b, u0 + j] = hh[2 * U + j]
+                    else:   # past the end: state frozen, output 0
+                        for j in range(nu):
+                            h_new[b, u0 + j] = h[b, u0 + j]
+                            out[t, b, u0 + j] = 0.0
+                            if keep:
+                                gates[t, b, u0 + j] = 0.0
+                                gates[t, b, H + u0 + j] = 0.0
+                                gates[t, b, 2 * H + u0 + j] = 0.0
+                                aux[t, b, u0 + j] = 0.0
+                    if keep:
+                        for j in range(nu):
+                            h_prev[t, b, u0 + j] = h[b, u0 + j]
+                else:
+                    for j in range(nu):
+                        hh[j] = sigmoid(g[u0 + j] + hh[j] + b_hh[u0 + j])
+                    for j in range(nu):
+                        hh[U + j] = sigmoid(g[H + u0 + j] + hh[U + j] + b_hh[H + u0 + j])
+                    for j in range(nu):
+                        rh[b, u0 + j] = hh[j] * h[b, u0 + j]
+        if not reset_after:
+            barrier(sync, nthreads)    # the n product needs all of r * h
+            for p in range(lo, hi):
+                ch = p // row_blocks
+                r0 = (p % row_blocks) * rows
+                m = min(B, r0 + rows) - r0
+                u0 = ch * U
+                nu = min(H, u0 + U) - u0
+                scr = scratch[p]
+                sf = scr.reshape(-1)
+                _product(rhf, r0 * H, H, m, wf, ch * 3 * tiles + 2 * tiles, tiles, H,
+                         sf[2 * U:], 3 * U, H)
+                for i in range(m):
+                    b = r0 + i
+                    g = xg[t, b]
+                    hh = scr[i]
+                    if t < lengths[b]:
+                        for j in range(nu):
+                            z = hh[U + j]
+                            n = tanh(g[2 * H + u0 + j] + hh[2 * U + j] + b_hh[2 * H + u0 + j])
+                            v = (one - z) * n + z * h[b, u0 + j]
+                            h_new[b, u0 + j] = v
+                            out[t, b, u0 + j] = v
+                            if keep:
+                                gates[t, b, u0 + j] = hh[j]
+                                gates[t, b, H + u0 + j] = z
+                                gates[t, b, 2 * H + u0 + j] = n
+                                aux[t, b, u0 + j] = rh[b, u0 + j]
+                    else:
+                        for j in range(nu):
+                            h_new[b, u0 + j] = h[b, u0 + j]
+                            out[t, b, u0 + j] = 0.0
+                            if keep:
+                                gates[t, b, u0 + j] = 0.0
+                                gates[t, b, H + u0 + j] = 0.0
+                                gates[t, b, 2 * H + u0 + j] = 0.0
+                                aux[t, b, u0 + j] = 0.0
+                    if keep:
+                        for j in range(nu):
+                            h_prev[t, b, u0 + j] = h[b, u0 + j]
+        barrier(sync, nthreads)
 
 
-@njit(cache=True, error_model="numpy")
-def _grad_n_before(d_out, g, h_prev, dh, dn_pre, d_rz):
-    """One row, reset="before", first half: n and z gradients; dh becomes dh * z."""
-    H = dh.shape[0]
-    one = like(dh, 1.0)
-    for j in range(H):
-        z = g[H + j]
-        n = g[2 * H + j]
-        dh_t = dh[j] + d_out[j]
-        dn_pre[j] = dh_t * (one - z) * (one - n * n)
-        d_rz[H + j] = dh_t * (h_prev[j] - n) * z * (one - z)
-        dh[j] = dh_t * z
-
-
-@njit(cache=True, error_model="numpy")
-def _grad_rz_before(g, h_prev, drh, dn_pre, dh, d_rz, d_pre):
-    """One row, reset="before", second half: r gradient from drh = dn_pre W_hn."""
-    H = dh.shape[0]
-    one = like(dh, 1.0)
-    for j in range(H):
-        r = g[j]
-        d_rz[j] = drh[j] * h_prev[j] * r * (one - r)
-        dh[j] += drh[j] * r
-        d_pre[j] = d_rz[j]
-        d_pre[H + j] = d_rz[H + j]
-        d_pre[2 * H + j] = dn_pre[j]
-
-
-# Explicit loops rather than slice assignment: Numba's array assignment compiles a
-# shape-mismatch error path that cost ~7 s of the first call's compile time.
-@njit(cache=True)
-def _copy_rows(src, dst):
-    for i in range(src.shape[0]):
-        for j in range(src.shape[1]):
-            dst[i, j] = src[i, j]
-
-
-@njit(cache=True)
-def _add_valid_rows(src, lengths, t, lo, dst):
-    """dst[i] += src[i] for the rows whose sequence has a step t."""
-    for i in range(src.shape[0]):
-        if t < lengths[lo + i]:
-            for j in range(src.shape[1]):
-                dst[i, j] += src[i, j]
-
-
-@njit(cache=True)
-def _transpose(src, dst):
-    for i in range(src.shape[0]):
-        for j in range(src.shape[1]):
-            dst[j, i] = src[i, j]
-
-
-def _times(a, w, a_t, p_t, out):
-    """out := a @ w in the kernels, taken tall when w is Fortran-ordered: as
-    (w^T a^T)^T, with a_t and p_t as scratch for the transposes (see
-    _blas.tall_product). The choice is by type, so a kernel compiles one way only."""
-    raise NotImplementedError
-
-
-@overload(_times)
-def _times_impl(a, w, a_t, p_t, out):
-    if w.layout == "F":
-        def tall(a, w, a_t, p_t, out):
-            _transpose(a, a_t)
-            np.dot(w.T, a_t, p_t)
-            _transpose(p_t, out)
-        return tall
-    return lambda a, w, a_t, p_t, out: np.dot(a, w, out)
-
-
-@njit(cache=True, error_model="numpy")
-def _forward_block_after(xg, h0, w, b_hh, lengths, reverse, keep, lo, hi,  # IN
-                         out, h_n, h_prev, aux):  # OUT
-    """Rows lo:hi through all steps, reset="after". xg (T, B, 3H) holds
-    x W_ih^T + b_ih on entry and the activated gates r, z, n on exit. w is W_hh^T
-    (H, 3H), C-ordered, or Fortran-ordered for the tall product (hidden_weight()).
-    h_prev and aux (hn_lin) are written when keep."""
-    T, _, G = xg.shape
+@njit(**_JIT)
+def _backward_team(d_out, wb, lengths, reverse, reset_after, rows, U,  # IN
+                   h_prev, gates, aux,  # IN: the forward cache
+                   dh, dh_dir, scratch,  # WORK: dh (B, H) holds d_h_n on entry, dh0 on exit
+                   d_ih, d_hh,  # OUT
+                   tid, nthreads, sync):
+    """Backpropagation through time with the forward's pieces. wb: W_hh packed per
+    chunk (_layout.pack_backward); dh_dir (B, H): the direct part dh_t * z;
+    scratch (nthreads, rows, U). Writes the pre-activation gradients d_ih and d_hh
+    (T, B, 3H; d_hh is d_ih for reset="before"), zero on padded steps."""
+    T, B, G = gates.shape
     H = G // 3
-    m = hi - lo
-    h = h0[lo:hi].copy()
-    hh = np.empty((m, G), xg.dtype)
-    h_t = np.empty((H, m), xg.dtype)       # scratch of the tall product
-    hh_t = np.empty((G, m), xg.dtype)
-    for step in range(T):
-        t = T - 1 - step if reverse else step
-        if keep:
-            _copy_rows(h, h_prev[t, lo:hi])
-        _times(h, w, h_t, hh_t, hh)
-        for i in range(hi - lo):
-            b = lo + i
-            if t >= lengths[b]:  # past the end: state frozen, output 0
-                out[t, b] = 0.0
-                if keep:
-                    aux[t, b] = 0.0
-                continue
-            _step_after(xg[t, b], hh[i], b_hh, h[i], out[t, b])
-            if keep:
-                for j in range(H):
-                    aux[t, b, j] = hh[i, 2 * H + j] + b_hh[2 * H + j]
-    _copy_rows(h, h_n[lo:hi])
+    NR = nr_of(gates.itemsize)
+    chunks = (H + U - 1) // U
+    row_blocks = (B + rows - 1) // rows
+    lo, hi = _span(chunks * row_blocks, tid, nthreads)
+    tiles = U // NR
+    scr = scratch[tid]
+    sf = scr.reshape(-1)
+    d_ihf = d_ih.reshape(-1)
+    d_hhf = d_hh.reshape(-1)
+    one = like(gates, 1.0)
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        for p in range(lo, hi):   # the gate gradients of this piece's units
+            ch = p // row_blocks
+            r0 = (p % row_blocks) * rows
+            m = min(B, r0 + rows) - r0
+            u0 = ch * U
+            nu = min(H, u0 + U) - u0
+            for b in range(r0, r0 + m):
+                if t < lengths[b]:
+                    for j in range(u0, u0 + nu):
+                        r = gates[t, b, j]
+                        z = gates[t, b, H + j]
+                        n = gates[t, b, 2 * H + j]
+                        dh_t = dh[b, j] + d_out[t, b, j]
+                        dn = dh_t * (one - z) * (one - n * n)
+                        dz = dh_t * (h_prev[t, b, j] - n) * z * (one - z)
+                        dh_dir[b, j] = dh_t * z
+                        d_ih[t, b, H + j] = dz
+                        d_ih[t, b, 2 * H + j] = dn
+                        if reset_after:
+                            dr = dn * aux[t, b, j] * r * (one - r)
+                            d_ih[t, b, j] = dr
+                            d_hh[t, b, j] = dr
+                            d_hh[t, b, H + j] = dz
+                            d_hh[t, b, 2 * H + j] = dn * r
+                else:
+                    for j in range(u0, u0 + nu):
+                        dh_dir[b, j] = dh[b, j]
+                        d_ih[t, b, j] = 0.0
+                        d_ih[t, b, H + j] = 0.0
+                        d_ih[t, b, 2 * H + j] = 0.0
+                        d_hh[t, b, j] = 0.0
+                        d_hh[t, b, H + j] = 0.0
+                        d_hh[t, b, 2 * H + j] = 0.0
+        barrier(sync, nthreads)
+        if not reset_after:   # r's gradient needs drh = dn_pre W_hn over all units
+            for p in range(lo, hi):
+                ch = p // row_blocks
+                r0 = (p % row_blocks) * rows
+                m = min(B, r0 + rows) - r0
+                u0 = ch * U
+                nu = min(H, u0 + U) - u0
+                # rows 2H..3H of each packed tile: the n gate's
+                _product_rows(d_ihf, (t * B + r0) * G + 2 * H, G, m, wb, ch * tiles, tiles,
+                              G, 2 * H, H, sf, U)
+                for i in range(m):
+                    b = r0 + i
+                    if t < lengths[b]:
+                        for j in range(nu):
+                            r = gates[t, b, u0 + j]
+                            drh = scr[i, j]
+                            d_ih[t, b, u0 + j] = drh * h_prev[t, b, u0 + j] * r * (one - r)
+                            dh_dir[b, u0 + j] += drh * r
+            barrier(sync, nthreads)
+        for p in range(lo, hi):   # dh for this piece's units: direct + d W_hh
+            ch = p // row_blocks
+            r0 = (p % row_blocks) * rows
+            m = min(B, r0 + rows) - r0
+            u0 = ch * U
+            nu = min(H, u0 + U) - u0
+            K = G if reset_after else 2 * H
+            _product_rows(d_hhf, (t * B + r0) * G, G, m, wb, ch * tiles, tiles, G, 0, K, sf, U)
+            for i in range(m):
+                b = r0 + i
+                if t < lengths[b]:
+                    for j in range(nu):
+                        dh[b, u0 + j] = dh_dir[b, u0 + j] + scr[i, j]
+                else:
+                    for j in range(nu):
+                        dh[b, u0 + j] = dh_dir[b, u0 + j]
 
 
-@njit(cache=True, error_model="numpy")
-def _forward_block_before(xg, h0, w_rz_T, w_n_T, b_hh, lengths, reverse, keep, lo, hi,  # IN
-                          out, h_n, h_prev, aux):  # OUT
-    """As _forward_block_after for reset="before"; w_rz_T (H, 2H) and w_n_T (H, H)
-    are the transposed r, z and n blocks of W_hh; aux gets r * h."""
-    T = xg.shape[0]
-    H = h0.shape[1]
-    h = h0[lo:hi].copy()
-    hrz = np.empty((hi - lo, 2 * H), xg.dtype)
-    rh = np.empty((hi - lo, H), xg.dtype)
-    hn = np.empty((hi - lo, H), xg.dtype)
-    for step in range(T):
-        t = T - 1 - step if reverse else step
-        if keep:
-            _copy_rows(h, h_prev[t, lo:hi])
-        np.dot(h, w_rz_T, hrz)
-        for i in range(hi - lo):
-            _gates_rz(xg[t, lo + i], hrz[i], b_hh, h[i], rh[i])
-        np.dot(rh, w_n_T, hn)
-        for i in range(hi - lo):
-            b = lo + i
-            if t >= lengths[b]:
-                out[t, b] = 0.0
-                if keep:
-                    aux[t, b] = 0.0
-                continue
-            _step_before(xg[t, b], hn[i], b_hh, h[i], out[t, b])
-            if keep:
-                for j in range(H):
-                    aux[t, b, j] = rh[i, j]
-    _copy_rows(h, h_n[lo:hi])
+@njit(**_JIT)
+def _product_rows(a, a_off, lda, m, w, w_tile, n_tiles, K_all, k_first, K, c, ldc):
+    """As _product over rows k_first .. k_first + K of packed w (tiles, K_all, NR)."""
+    NR = nr_of(a.itemsize)
+    wf = w.reshape(-1)
+    for j in range(n_tiles):
+        w_off = ((w_tile + j) * K_all + k_first) * NR
+        for i in range(0, m, 4):
+            tile(min(4, m - i), a, a_off + i * lda, lda, 1, wf, w_off, NR,
+                 c, i * ldc + j * NR, ldc, K, False)
 
 
-@njit(parallel=True, cache=True)
-def _forward_after(xg, h0, w, b_hh, lengths, reverse, keep, rows, out, h_n, h_prev, aux):
-    B = xg.shape[1]
-    for blk in prange((B + rows - 1) // rows):
-        _forward_block_after(xg, h0, w, b_hh, lengths, reverse, keep, blk * rows,
-                             min(B, blk * rows + rows), out, h_n, h_prev, aux)
-
-
-@njit(parallel=True, cache=True)
-def _forward_before(xg, h0, w_rz_T, w_n_T, b_hh, lengths, reverse, keep, rows,
-                    out, h_n, h_prev, aux):
-    B = xg.shape[1]
-    for blk in prange((B + rows - 1) // rows):
-        _forward_block_before(xg, h0, w_rz_T, w_n_T, b_hh, lengths, reverse, keep, blk * rows,
-                              min(B, blk * rows + rows), out, h_n, h_prev, aux)
-
-
-@njit(cache=True, error_model="numpy")
-def _backward_block_after(d_out, d_h_n, w, lengths, reverse, lo, hi,  # IN
-                          h_prev, gates, aux,  # IN: the forward cache
-                          d_ih, d_hh, dh0):  # OUT
-    """Rows lo:hi backwards through time, reset="after". Writes the pre-activation
-    gate gradients d_ih (T, B, 3H: r, z, n) and d_hh (T, B, 3H: r, z and the
-    gradient at W_hn h + b_hn), zero on skipped steps, and dh0. w is W_hh (3H, H),
-    C-ordered, or Fortran-ordered for the tall product (see backward())."""
-    T = gates.shape[0]
-    H = d_h_n.shape[1]
-    m = hi - lo
-    dh = d_h_n[lo:hi].copy()
-    dh_rec = np.empty((m, H), gates.dtype)    # d_hh W_hh, the recurrent part
-    d_t = np.empty((3 * H, m), gates.dtype)   # scratch of the tall product
-    dh_rec_t = np.empty((H, m), gates.dtype)
-    for step in range(T):
-        t = step if reverse else T - 1 - step
-        for i in range(hi - lo):
-            b = lo + i
-            if t >= lengths[b]:
-                d_ih[t, b] = 0.0
-                d_hh[t, b] = 0.0
-            else:
-                _grad_after(d_out[t, b], gates[t, b], h_prev[t, b], aux[t, b], dh[i],
-                            d_ih[t, b], d_hh[t, b])
-        _times(d_hh[t, lo:hi], w, d_t, dh_rec_t, dh_rec)
-        _add_valid_rows(dh_rec, lengths, t, lo, dh)
-    _copy_rows(dh, dh0[lo:hi])
-
-
-@njit(cache=True, error_model="numpy")
-def _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, lo, hi,  # IN
-                           h_prev, gates,  # IN: the forward cache
-                           d_pre, dh0):  # OUT
-    """As _backward_block_after for reset="before", where the gradients at the input
-    and hidden pre-activations are equal (one array, d_pre); w_rz (2H, H) and
-    w_n (H, H) are the r, z and n blocks of W_hh."""
-    T = gates.shape[0]
-    H = d_h_n.shape[1]
-    m = hi - lo
-    dh = d_h_n[lo:hi].copy()
-    dh_rec = np.empty((m, H), gates.dtype)
-    drh = np.empty((m, H), gates.dtype)       # gradient at r * h
-    dn_pre = np.zeros((m, H), gates.dtype)
-    d_rz = np.zeros((m, 2 * H), gates.dtype)
-    for step in range(T):
-        t = step if reverse else T - 1 - step
+@njit(**_JIT)
+def _dx_team(d_ih, wp, dx, scratch, tid, nthreads, sync):
+    """dx (N, I) := d_ih (N, G) W_ih; wp is W_ih packed ((Ip / NR), G, NR);
+    scratch (nthreads, PROJECT_ROWS, Ip) holds each piece's padded rows."""
+    N, G = d_ih.shape
+    I = dx.shape[1]
+    NR = nr_of(d_ih.itemsize)
+    Ip = scratch.shape[2]
+    df = d_ih.reshape(-1)
+    scr = scratch[tid]
+    sf = scr.reshape(-1)
+    pieces = (N + _layout.PROJECT_ROWS - 1) // _layout.PROJECT_ROWS
+    lo, hi = _span(pieces, tid, nthreads)
+    for p in range(lo, hi):
+        r0 = p * _layout.PROJECT_ROWS
+        m = min(N, r0 + _layout.PROJECT_ROWS) - r0
+        _product(df, r0 * G, G, m, wp, 0, Ip // NR, G, sf, Ip, _layout.K_BLOCK)
         for i in range(m):
-            b = lo + i
-            if t >= lengths[b]:
-                d_pre[t, b] = 0.0
-                dn_pre[i] = 0.0
-            else:
-                _grad_n_before(d_out[t, b], gates[t, b], h_prev[t, b], dh[i], dn_pre[i], d_rz[i])
-        np.dot(dn_pre, w_n, drh)
+            for j in range(I):
+                dx[r0 + i, j] = scr[i, j]
+
+
+@njit(**_JIT)
+def _sums_team(d, xp, xp_n, d_b, n_split, chunk, part, tile_buf, tid, nthreads, sync):
+    """Weight and bias gradients: part[c, :] (float64, (G, Ip + 1)) := sum over
+    the N rows of d[n, c] * x[n, :] and of d[n, c] (the bias). x is packed
+    ((Ip / NR), N, NR) with padded steps zeroed; for gate rows c >= n_split the
+    second operand xp_n is used instead (reset="before": W_hn acts on r * h).
+    Each chain runs over `chunk` rows in d's precision, the chunks added in
+    float64; pieces are groups of 4 gate rows."""
+    N, G = d.shape
+    NR = nr_of(d.itemsize)
+    tiles, _, _ = xp.shape
+    Ip = tiles * NR
+    df = d.reshape(-1)
+    groups = (G + 3) // 4
+    lo, hi = _span(groups, tid, nthreads)
+    buf = tile_buf[tid]
+    bf = buf.reshape(-1)
+    for q in range(lo, hi):
+        c0 = q * 4
+        m = min(G, c0 + 4) - c0
         for i in range(m):
-            b = lo + i
-            if t < lengths[b]:
-                _grad_rz_before(gates[t, b], h_prev[t, b], drh[i], dn_pre[i], dh[i],
-                                d_rz[i], d_pre[t, b])
-            else:
-                d_rz[i] = 0.0
-        np.dot(d_rz, w_rz, dh_rec)
-        _add_valid_rows(dh_rec, lengths, t, lo, dh)
-    _copy_rows(dh, dh0[lo:hi])
+            for j in range(Ip + 1):
+                part[c0 + i, j] = 0.0
+        # a group must not straddle n_split: split it
+        for side in range(2):
+            a = c0 if side == 0 else max(c0, min(c0 + m, n_split))
+            e = min(c0 + m, n_split) if side == 0 else c0 + m
+            if e <= a:
+                continue
+            x = xp if a < n_split else xp_n
+            xf = x.reshape(-1)
+            for n0 in range(0, N, chunk):
+                kn = min(N, n0 + chunk) - n0
+                for j in range(tiles):
+                    tile(e - a, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR,
+                         bf, 0, NR, kn, False)
+                    for i in range(e - a):
+                        for l in range(NR):
+                            part[a + i, j * NR + l] += buf[i, l]
+        for i in range(m):    # the bias: the same chains over the same chunks
+            c = c0 + i
+            for n0 in range(0, N, chunk):
+                s = d_b[n0, c] * 0
+                for n in range(n0, min(N, n0 + chunk)):
+                    s += d_b[n, c]
+                part[c, Ip] += s
 
 
-@njit(parallel=True, cache=True)
-def _backward_after(d_out, d_h_n, w, lengths, reverse, rows, h_prev, gates, aux,
-                    d_ih, d_hh, dh0):
-    B = gates.shape[1]
-    for blk in prange((B + rows - 1) // rows):
-        _backward_block_after(d_out, d_h_n, w, lengths, reverse, blk * rows,
-                              min(B, blk * rows + rows), h_prev, gates, aux, d_ih, d_hh, dh0)
+def _rows(a):
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2])
 
 
-@njit(parallel=True, cache=True)
-def _backward_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, rows, h_prev, gates,
-                     d_pre, dh0):
-    B = gates.shape[1]
-    for blk in prange((B + rows - 1) // rows):
-        _backward_block_before(d_out, d_h_n, w_rz, w_n, lengths, reverse, blk * rows,
-                               min(B, blk * rows + rows), h_prev, gates, d_pre, dh0)
-
-
-@njit(cache=True, error_model="numpy")
-def _cell_step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):  # IN ..., OUT out
-    """One step for a few rows, serial: GEMVs per row and the recurrence's own gate
-    loops. No prange and no BLAS thread limit: their costs exceed the step itself."""
-    H = h.shape[1]
-    g = np.empty(3 * H, x.dtype)
-    gh = np.empty(3 * H, x.dtype)
-    rh = np.empty(H, x.dtype)
-    for b in range(x.shape[0]):
-        state = h[b].copy()     # the gate loops update the state in place; h is the caller's
-        np.dot(w_ih, x[b], g)
-        for j in range(3 * H):
-            g[j] += b_ih[j]
-        if reset_after:
-            np.dot(w_hh, state, gh)
-            _step_after(g, gh, b_hh, state, out[b])
-        else:
-            np.dot(w_hh[:2 * H], state, gh[:2 * H])
-            _gates_rz(g, gh, b_hh, state, rh)
-            np.dot(w_hh[2 * H:], rh, gh[:H])
-            _step_before(g, gh, b_hh, state, out[b])
-
-
-def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
-    """Same contract as ``reference.step``."""
-    _cell_step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out)
-
-
-def hidden_weight(w_hh, rows):
-    """What the forward kernels multiply the state by: W_hh^T, C-ordered, or as a
-    Fortran-ordered view where the product is taken tall (_blas.tall_product)."""
-    if _blas.tall_product(w_hh.shape[1], rows):
-        return w_hh.T
-    return np.ascontiguousarray(w_hh.T)
+def _masked_rows(a, lengths, reverse_unused=None):
+    """(T*B, n) copy of a (T, B, n) with the rows of padded steps zeroed."""
+    T, B, _ = a.shape
+    valid = np.arange(T)[:, None] < lengths[None, :]
+    return _rows(np.where(valid[:, :, None], a, 0).astype(a.dtype, copy=False))
 
 
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             out, h_n, h_prev, gates, aux):
     """Same contract as ``reference.forward``."""
-    H = h0.shape[1]
-    keep = h_prev.shape[0] == x.shape[0]
-
-    def recurrence(xg, rows):
-        _launch_threading_layer()
-        if reset_after:
-            _forward_after(xg, h0, hidden_weight(w_hh, rows), b_hh, lengths, reverse, keep,
-                           rows, out, h_n, h_prev, aux)
-        else:
-            _forward_before(xg, h0, np.ascontiguousarray(w_hh[:2 * H].T),
-                            np.ascontiguousarray(w_hh[2 * H:].T), b_hh, lengths, reverse, keep,
-                            rows, out, h_n, h_prev, aux)
-    _blas.forward_frame(x, w_ih, b_ih, gates, keep, recurrence)
+    T, B, I = x.shape
+    G, H = w_hh.shape
+    dt = x.dtype
+    nr = _layout.nr_of(dt)
+    keep = h_prev.shape[0] == T
+    Gp = -(-G // nr) * nr
+    xg = np.empty((T, B, Gp), dt)
+    n_rows = T * B
+    _threads.run(_project_team, (_rows(x), _layout.pack(np.ascontiguousarray(w_ih.T), nr),
+                                 b_ih, _rows(xg)),
+                 _threads.team_size(-(-n_rows // _layout.PROJECT_ROWS), 2 * n_rows * G * I))
+    plan = _layout.partition(B, H, dt)
+    rows, U = plan["rows"], plan["units"]
+    n = _threads.team_size(plan["pieces"], 2 * B * G * H)
+    hbuf = np.empty((2, B, H), dt)
+    hbuf[0] = h0
+    rh = np.zeros((B, H), dt)
+    scratch = np.zeros((plan["pieces"], rows, 3 * U), dt)
+    _threads.run(_forward_team, (xg, _layout.pack_forward(w_hh, U, nr), b_hh, lengths, reverse,
+                                 reset_after, keep, rows, U, hbuf, rh, scratch,
+                                 out, h_prev, gates, aux), n)
+    h_n[...] = hbuf[T % 2]
 
 
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
              h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
     """Same contract as ``reference.backward``."""
-    H = w_hh.shape[1]
+    T, B, I = x.shape
+    G, H = w_hh.shape
+    dt = x.dtype
+    nr = _layout.nr_of(dt)
+    plan = _layout.partition(B, H, dt)
+    rows, U = plan["rows"], plan["units"]
+    n = _threads.team_size(plan["pieces"], 2 * B * G * H)
+    d_ih = np.empty((T, B, G), dt)
+    d_hh = np.empty((T, B, G), dt) if reset_after else d_ih
+    dh = np.array(d_h_n, dt)
+    dh_dir = np.empty((B, H), dt)
+    _threads.run(_backward_team, (d_out, _layout.pack_backward(w_hh, U, nr), lengths, reverse,
+                                  reset_after, rows, U, h_prev, gates, aux, dh, dh_dir,
+                                  np.zeros((n, rows, U), dt), d_ih, d_hh), n)
+    dh0[...] = dh
+    n_rows = T * B
+    Ip = -(-I // nr) * nr
+    pieces = -(-n_rows // _layout.PROJECT_ROWS)
+    m = _threads.team_size(pieces, 2 * n_rows * G * I)
+    _threads.run(_dx_team, (_rows(d_ih), _layout.pack(w_ih, nr), _rows(dx),
+                            np.zeros((m, _layout.PROJECT_ROWS, Ip), dt)), m)
+    chunk = _layout.SUM_ROWS if dt == np.float32 else n_rows
+    groups = -(-G // 4)
+    m = _threads.team_size(groups, 2 * n_rows * G * (I + H))
+    bufs = np.zeros((m, 4, nr), dt)
+    xp = _layout.pack(_masked_rows(x, lengths), nr)
+    part_ih = np.empty((G, xp.shape[0] * nr + 1))
+    _threads.run(_sums_team, (_rows(d_ih), xp, xp, _rows(d_ih), G, chunk, part_ih, bufs), m)
+    hp = _layout.pack(_masked_rows(h_prev, lengths), nr)
+    hn = hp if reset_after else _layout.pack(_masked_rows(aux, lengths), nr)
+    part_hh = np.empty((G, hp.shape[0] * nr + 1))
+    _threads.run(_sums_team, (_rows(d_hh), hp, hn, _rows(d_hh),
+                              G if reset_after else 2 * H, chunk, part_hh, bufs), m)
+    dw_ih[...] = part_ih[:, :I]
+    db_ih[...] = part_ih[:, -1]
+    dw_hh[...] = part_hh[:, :H]
+    db_hh[...] = part_hh[:, -1]
 
-    def recurrence(d_ih, d_hh, rows):
-        _launch_threading_layer()
-        if reset_after:
-            # the tall product as in the forward, here d_hh W_hh as (W_hh^T d_hh^T)^T
-            w = np.asfortranarray(w_hh) if _blas.tall_product(H, rows) else w_hh
-            _backward_after(d_out, d_h_n, w, lengths, reverse, rows, h_prev, gates, aux,
-                            d_ih, d_hh, dh0)
-        else:  # d_hh is d_ih
-            _backward_before(d_out, d_h_n, w_hh[:2 * H], w_hh[2 * H:], lengths, reverse, rows,
-                             h_prev, gates, d_ih, dh0)
-    _blas.backward_frame(x, w_ih, h_prev, gates, aux, reset_after,
-                         (dx, dw_ih, dw_hh, db_ih, db_hh), recurrence)
+
+def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
+    """Same contract as ``reference.step``: one step of a few rows, serial."""
+    B, H = h.shape
+    with _threads.threads(1):
+        forward(x[None], h, w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after,
+                np.empty((1, B, H), h.dtype), out, np.empty((0, B, H), h.dtype),
+                np.empty((0, B, 3 * H), h.dtype), np.empty((0, B, H), h.dtype))

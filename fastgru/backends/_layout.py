@@ -1,0 +1,107 @@
+"""The engine's plan, shared by both compiled backends: how a step is cut into
+pieces, and the packed weight layouts the product kernels read.
+
+A step of the recurrence is split over hidden units and, for big batches, over
+batch rows. A *piece* is (row block, unit chunk): the rows [r0, r0 + R) and the
+units [u0, u0 + U) of h; it computes the r, z and n pre-activations of its units
+(the product of its rows of h with its 3U columns of W_hh^T), then their gate
+math, so the gate math follows the product in the same thread, on data still in
+cache. Pieces are numbered chunk-major (p = chunk * row_blocks + block) and a
+team's thread takes a contiguous range of them, the same range every step: its
+slice of W_hh stays in its own cache. All of it depends on (B, H) alone; the
+thread count only decides who computes which piece, never a result.
+
+Packed weights are "tile-major": a (K, N) matrix becomes (N / NR, K, NR), so the
+product kernels read each tile's K rows of NR columns (one 64-byte line each)
+one after the other. NR = 64 / itemsize (16 float32, 8 float64); N is padded
+with zero columns.
+"""
+import numpy as np
+
+LINE = 64
+# Rows of a product the kernels do at once; a row block is a multiple of it.
+MR = 4
+# Float32 weight gradients: sums over the T*B rows are formed in float32 over
+# chunks of this many rows, then added in float64 (one float32 chain over all
+# rows drifts by ~sqrt(T*B) ulp).
+SUM_ROWS = 512
+# Rows per projection piece (the input projection and dx are cut by rows).
+PROJECT_ROWS = 64
+# K rows per block of the projection's product: a tile's K x NR weights stay in L1
+# (measured on one core, 512 x 512 x 1536 float32: 73 GFLOP/s, OpenBLAS 89).
+K_BLOCK = 256
+
+
+def _round_up(n, m):
+    return max(m, -(-n // m) * m)
+
+
+def nr_of(dtype):
+    return LINE // np.dtype(dtype).itemsize
+
+
+def units_per_chunk(H, nr):
+    """U: a multiple of NR; 32 units (96 columns of W_hh^T) per chunk once H >= 128,
+    so that H = 512 gives 16 chunks and each chunk's weights (192 KiB) sit in L2."""
+    base = 32 if H >= 128 else 16
+    return max(nr, -(-base // nr) * nr)
+
+
+def partition(B, H, dtype=np.float32):
+    """How one recurrence step of a (B, H) layer is cut (documented internal API,
+    used by tests and bench/scaling.py): {"pieces", "row_blocks", "rows", "chunks",
+    "units"}. At least 16 pieces wherever B * H >= 4096 and the shape allows it."""
+    nr = nr_of(dtype)
+    U = units_per_chunk(H, nr)
+    chunks = -(-H // U)
+    want = 1 if B * H < 4096 else -(-16 // chunks)   # row blocks for 16 pieces
+    rows = _round_up(-(-B // want), MR)
+    row_blocks = -(-B // rows)
+    return {"pieces": chunks * row_blocks, "row_blocks": row_blocks, "rows": rows,
+            "chunks": chunks, "units": U}
+
+
+def pack(m, nr):
+    """(K, N) -> (ceil(N / nr), K, nr) tile-major, zero-padded columns."""
+    K, N = m.shape
+    tiles = -(-N // nr)
+    out = np.zeros((tiles, K, nr), m.dtype)
+    full = N // nr
+    if full:
+        out[:full] = m[:, :full * nr].reshape(K, full, nr).transpose(1, 0, 2)
+    if N % nr:
+        out[full, :, :N % nr] = m[:, full * nr:]
+    return out
+
+
+def gate_columns(H, U):
+    """For each chunk, the indices of its 3U columns (r units, z units, n units) in
+    the 3H gate columns; -1 where a last chunk's units run past H."""
+    chunks = -(-H // U)
+    cols = np.full((chunks, 3 * U), -1, np.int64)
+    for c in range(chunks):
+        u = np.arange(c * U, min(H, c * U + U))
+        for g in range(3):
+            cols[c, g * U:g * U + len(u)] = g * H + u
+    return cols
+
+
+def pack_forward(w_hh, U, nr):
+    """W_hh (3H, H) for the forward step: per chunk, its 3U columns of W_hh^T
+    (r, z, n of its units) packed: (chunks * 3U / nr, H, nr)."""
+    G, H = w_hh.shape
+    cols = gate_columns(H, U)
+    wt = np.zeros((H, cols.size), w_hh.dtype)
+    valid = cols.reshape(-1) >= 0
+    wt[:, valid] = w_hh.T[:, cols.reshape(-1)[valid]]
+    return pack(wt, nr)
+
+
+def pack_backward(w_hh, U, nr):
+    """W_hh (3H, H) for the backward step: per chunk, its U columns (units) over
+    all 3H rows, packed: (chunks * U / nr, 3H, nr)."""
+    G, H = w_hh.shape
+    chunks = -(-H // U)
+    wide = np.zeros((G, chunks * U), w_hh.dtype)
+    wide[:, :H] = w_hh
+    return pack(wide, nr)

@@ -21,8 +21,7 @@ in the recurrence and masked out of the weight-gradient sums.
 import numpy as np
 from numba import njit
 
-from .. import _threads
-from . import _layout
+from . import _engine, _layout
 from ._numba_math import like, sigmoid, tanh
 from ._numba_product import nr_of, tile
 from ._numba_sync import barrier
@@ -327,7 +326,7 @@ def _dx_team(d_ih, wp, dx, scratch, tid, nthreads, sync):
 
 
 @njit(**_JIT)
-def _sums_team(d, xp, xp_n, d_b, n_split, chunk, part, tile_buf, tid, nthreads, sync):
+def _sums_team(d, xp, xp_n, n_split, chunk, part, tile_buf, tid, nthreads, sync):
     """Weight and bias gradients: part[c, :] (float64, (G, Ip + 1)) := sum over
     the N rows of d[n, c] * x[n, :] and of d[n, c] (the bias). x is packed
     ((Ip / NR), N, NR) with padded steps zeroed; for gate rows c >= n_split the
@@ -368,96 +367,11 @@ def _sums_team(d, xp, xp_n, d_b, n_split, chunk, part, tile_buf, tid, nthreads, 
         for i in range(m):    # the bias: the same chains over the same chunks
             c = c0 + i
             for n0 in range(0, N, chunk):
-                s = d_b[n0, c] * 0
+                s = d[n0, c] * 0
                 for n in range(n0, min(N, n0 + chunk)):
-                    s += d_b[n, c]
+                    s += d[n, c]
                 part[c, Ip] += s
 
 
-def _rows(a):
-    return a.reshape(a.shape[0] * a.shape[1], a.shape[2])
-
-
-def _masked_rows(a, lengths, reverse_unused=None):
-    """(T*B, n) copy of a (T, B, n) with the rows of padded steps zeroed."""
-    T, B, _ = a.shape
-    valid = np.arange(T)[:, None] < lengths[None, :]
-    return _rows(np.where(valid[:, :, None], a, 0).astype(a.dtype, copy=False))
-
-
-def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
-            out, h_n, h_prev, gates, aux):
-    """Same contract as ``reference.forward``."""
-    T, B, I = x.shape
-    G, H = w_hh.shape
-    dt = x.dtype
-    nr = _layout.nr_of(dt)
-    keep = h_prev.shape[0] == T
-    Gp = -(-G // nr) * nr
-    xg = np.empty((T, B, Gp), dt)
-    n_rows = T * B
-    _threads.run(_project_team, (_rows(x), _layout.pack(np.ascontiguousarray(w_ih.T), nr),
-                                 b_ih, _rows(xg)),
-                 _threads.team_size(-(-n_rows // _layout.PROJECT_ROWS), 2 * n_rows * G * I))
-    plan = _layout.partition(B, H, dt)
-    rows, U = plan["rows"], plan["units"]
-    n = _threads.team_size(plan["pieces"], 2 * B * G * H)
-    hbuf = np.empty((2, B, H), dt)
-    hbuf[0] = h0
-    rh = np.zeros((B, H), dt)
-    scratch = np.zeros((plan["pieces"], rows, 3 * U), dt)
-    _threads.run(_forward_team, (xg, _layout.pack_forward(w_hh, U, nr), b_hh, lengths, reverse,
-                                 reset_after, keep, rows, U, hbuf, rh, scratch,
-                                 out, h_prev, gates, aux), n)
-    h_n[...] = hbuf[T % 2]
-
-
-def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
-             h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
-    """Same contract as ``reference.backward``."""
-    T, B, I = x.shape
-    G, H = w_hh.shape
-    dt = x.dtype
-    nr = _layout.nr_of(dt)
-    plan = _layout.partition(B, H, dt)
-    rows, U = plan["rows"], plan["units"]
-    n = _threads.team_size(plan["pieces"], 2 * B * G * H)
-    d_ih = np.empty((T, B, G), dt)
-    d_hh = np.empty((T, B, G), dt) if reset_after else d_ih
-    dh = np.array(d_h_n, dt)
-    dh_dir = np.empty((B, H), dt)
-    _threads.run(_backward_team, (d_out, _layout.pack_backward(w_hh, U, nr), lengths, reverse,
-                                  reset_after, rows, U, h_prev, gates, aux, dh, dh_dir,
-                                  np.zeros((n, rows, U), dt), d_ih, d_hh), n)
-    dh0[...] = dh
-    n_rows = T * B
-    Ip = -(-I // nr) * nr
-    pieces = -(-n_rows // _layout.PROJECT_ROWS)
-    m = _threads.team_size(pieces, 2 * n_rows * G * I)
-    _threads.run(_dx_team, (_rows(d_ih), _layout.pack(w_ih, nr), _rows(dx),
-                            np.zeros((m, _layout.PROJECT_ROWS, Ip), dt)), m)
-    chunk = _layout.SUM_ROWS if dt == np.float32 else n_rows
-    groups = -(-G // 4)
-    m = _threads.team_size(groups, 2 * n_rows * G * (I + H))
-    bufs = np.zeros((m, 4, nr), dt)
-    xp = _layout.pack(_masked_rows(x, lengths), nr)
-    part_ih = np.empty((G, xp.shape[0] * nr + 1))
-    _threads.run(_sums_team, (_rows(d_ih), xp, xp, _rows(d_ih), G, chunk, part_ih, bufs), m)
-    hp = _layout.pack(_masked_rows(h_prev, lengths), nr)
-    hn = hp if reset_after else _layout.pack(_masked_rows(aux, lengths), nr)
-    part_hh = np.empty((G, hp.shape[0] * nr + 1))
-    _threads.run(_sums_team, (_rows(d_hh), hp, hn, _rows(d_hh),
-                              G if reset_after else 2 * H, chunk, part_hh, bufs), m)
-    dw_ih[...] = part_ih[:, :I]
-    db_ih[...] = part_ih[:, -1]
-    dw_hh[...] = part_hh[:, :H]
-    db_hh[...] = part_hh[:, -1]
-
-
-def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
-    """Same contract as ``reference.step``: one step of a few rows, serial."""
-    B, H = h.shape
-    with _threads.threads(1):
-        forward(x[None], h, w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after,
-                np.empty((1, B, H), h.dtype), out, np.empty((0, B, H), h.dtype),
-                np.empty((0, B, 3 * H), h.dtype), np.empty((0, B, H), h.dtype))
+KERNELS = _engine.Kernels(_project_team, _forward_team, _backward_team, _dx_team, _sums_team)
+forward, backward, step = _engine.entry_points(KERNELS)

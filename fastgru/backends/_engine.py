@@ -1,0 +1,126 @@
+"""What both compiled backends do around their team kernels: allocate, pack the
+weights (``_layout``), size the team (``fastgru._threads``) and run the kernels.
+
+A backend provides five team kernels with the same names, arguments and
+meaning (``Kernels``); the Numba ones are in ``numba_backend``, the C ones in
+``fastgru_ext._gru``. Each is called as ``kernel(*args, tid, nthreads, sync)``.
+"""
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .. import _threads
+from . import _layout
+
+
+class Kernels(NamedTuple):
+    project: Callable    # (x, wp, b, xg)
+    forward: Callable    # (xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U, hbuf, rh, scratch, out, h_prev, gates, aux)
+    backward: Callable   # (d_out, wb, lengths, reverse, reset_after, rows, U, h_prev, gates, aux, dh, dh_dir, scratch, d_ih, d_hh)
+    dx: Callable         # (d_ih, wp, dx, scratch)
+    sums: Callable       # (d, xp, xp_n, n_split, chunk, part, tile_buf)
+
+
+def entry_points(k):
+    """forward, backward and step with the contract of ``reference``, on kernels k."""
+    def fwd(*args):
+        return forward(k, *args)
+
+    def bwd(*args):
+        return backward(k, *args)
+
+    def stp(*args):
+        return step(k, *args)
+    fwd.__doc__ = "Same contract as ``reference.forward``."
+    bwd.__doc__ = "Same contract as ``reference.backward``."
+    stp.__doc__ = "Same contract as ``reference.step``."
+    return fwd, bwd, stp
+
+
+def _rows(a):
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2])
+
+
+def _masked_rows(a, lengths):
+    """(T*B, n) copy of a (T, B, n) with the rows of padded steps zeroed."""
+    T, B, _ = a.shape
+    valid = np.arange(T)[:, None] < lengths[None, :]
+    return _rows(np.where(valid[:, :, None], a, 0).astype(a.dtype, copy=False))
+
+
+def forward(k, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
+            out, h_n, h_prev, gates, aux):
+    """Same contract as ``reference.forward``."""
+    T, B, I = x.shape
+    G, H = w_hh.shape
+    dt = x.dtype
+    nr = _layout.nr_of(dt)
+    keep = h_prev.shape[0] == T
+    Gp = -(-G // nr) * nr
+    xg = np.empty((T, B, Gp), dt)
+    n_rows = T * B
+    _threads.run(k.project, (_rows(x), _layout.pack(np.ascontiguousarray(w_ih.T), nr),
+                                 b_ih, _rows(xg)),
+                 _threads.team_size(-(-n_rows // _layout.PROJECT_ROWS), 2 * n_rows * G * I))
+    plan = _layout.partition(B, H, dt)
+    rows, U = plan["rows"], plan["units"]
+    n = _threads.team_size(plan["pieces"], 2 * B * G * H)
+    hbuf = np.empty((2, B, H), dt)
+    hbuf[0] = h0
+    rh = np.zeros((B, H), dt)
+    scratch = np.zeros((plan["pieces"], rows, 3 * U), dt)
+    _threads.run(k.forward, (xg, _layout.pack_forward(w_hh, U, nr), b_hh, lengths, reverse,
+                                 reset_after, keep, rows, U, hbuf, rh, scratch,
+                                 out, h_prev, gates, aux), n)
+    h_n[...] = hbuf[T % 2]
+
+
+def backward(k, d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
+             h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
+    """Same contract as ``reference.backward``."""
+    T, B, I = x.shape
+    G, H = w_hh.shape
+    dt = x.dtype
+    nr = _layout.nr_of(dt)
+    plan = _layout.partition(B, H, dt)
+    rows, U = plan["rows"], plan["units"]
+    n = _threads.team_size(plan["pieces"], 2 * B * G * H)
+    d_ih = np.empty((T, B, G), dt)
+    d_hh = np.empty((T, B, G), dt) if reset_after else d_ih
+    dh = np.array(d_h_n, dt)
+    dh_dir = np.empty((B, H), dt)
+    _threads.run(k.backward, (d_out, _layout.pack_backward(w_hh, U, nr), lengths, reverse,
+                                  reset_after, rows, U, h_prev, gates, aux, dh, dh_dir,
+                                  np.zeros((n, rows, U), dt), d_ih, d_hh), n)
+    dh0[...] = dh
+    n_rows = T * B
+    Ip = -(-I // nr) * nr
+    pieces = -(-n_rows // _layout.PROJECT_ROWS)
+    m = _threads.team_size(pieces, 2 * n_rows * G * I)
+    _threads.run(k.dx, (_rows(d_ih), _layout.pack(w_ih, nr), _rows(dx),
+                            np.zeros((m, _layout.PROJECT_ROWS, Ip), dt)), m)
+    chunk = _layout.SUM_ROWS if dt == np.float32 else n_rows
+    groups = -(-G // 4)
+    m = _threads.team_size(groups, 2 * n_rows * G * (I + H))
+    bufs = np.zeros((m, 4, nr), dt)
+    xp = _layout.pack(_masked_rows(x, lengths), nr)
+    part_ih = np.empty((G, xp.shape[0] * nr + 1))
+    _threads.run(k.sums, (_rows(d_ih), xp, xp, G, chunk, part_ih, bufs), m)
+    hp = _layout.pack(_masked_rows(h_prev, lengths), nr)
+    hn = hp if reset_after else _layout.pack(_masked_rows(aux, lengths), nr)
+    part_hh = np.empty((G, hp.shape[0] * nr + 1))
+    _threads.run(k.sums, (_rows(d_hh), hp, hn,
+                              G if reset_after else 2 * H, chunk, part_hh, bufs), m)
+    dw_ih[...] = part_ih[:, :I]
+    db_ih[...] = part_ih[:, -1]
+    dw_hh[...] = part_hh[:, :H]
+    db_hh[...] = part_hh[:, -1]
+
+
+def step(k, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
+    """Same contract as ``reference.step``: one step of a few rows, serial."""
+    B, H = h.shape
+    with _threads.threads(1):
+        forward(k, x[None], h, w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after,
+                np.empty((1, B, H), h.dtype), out, np.empty((0, B, H), h.dtype),
+                np.empty((0, B, 3 * H), h.dtype), np.empty((0, B, H), h.dtype))

@@ -8,6 +8,8 @@ import importlib
 import os
 import warnings
 
+from ._layout import partition  # noqa: F401  (documented internal: how a step is cut)
+
 NAMES = ("numba", "cython", "numpy")
 _MODULES = {
     "numba": "fastgru.backends.numba_backend",

@@ -19,6 +19,7 @@ class Kernels(NamedTuple):
     backward: Callable   # (d_out, wb, lengths, reverse, reset_after, rows, U, h_prev, gates, aux, dh, dh_dir, scratch, d_ih, d_hh)
     dx: Callable         # (d_ih, wp, dx, scratch)
     sums: Callable       # (d, xp, xp_n, n_split, chunk, part, tile_buf)
+    step: Callable       # (x, h, wp_ih, wf, b_ih, b_hh, reset_after, U, out): serial, no team
 
 
 def entry_points(k):
@@ -117,10 +118,16 @@ def backward(k, d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     db_hh[...] = part_hh[:, -1]
 
 
-def step(k, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
-    """Same contract as ``reference.step``: one step of a few rows, serial."""
-    B, H = h.shape
-    with _threads.threads(1):
-        forward(k, x[None], h, w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after,
-                np.empty((1, B, H), h.dtype), out, np.empty((0, B, H), h.dtype),
-                np.empty((0, B, 3 * H), h.dtype), np.empty((0, B, H), h.dtype))
+def prepare_step(w_ih, w_hh, dtype):
+    """The packed weights a GRUCell step reads: (W_ih^T packed, W_hh packed, U)."""
+    nr = _layout.nr_of(dtype)
+    U = _layout.partition(1, w_hh.shape[1], dtype)["units"]
+    return (_layout.pack(np.ascontiguousarray(w_ih.T), nr), _layout.pack_forward(w_hh, U, nr), U)
+
+
+def step(k, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, prepared=None):
+    """Same contract as ``reference.step``: one step of a few rows, serial, on the
+    calling thread. ``prepared`` is prepare_step's result for these weights, which a
+    GRUCell keeps while its parameters' versions stay the same."""
+    wp_ih, wf, U = prepared if prepared is not None else prepare_step(w_ih, w_hh, x.dtype)
+    k.step(x, h, wp_ih, wf, b_ih, b_hh, reset_after, U, out)

@@ -74,27 +74,15 @@ def pack(m, nr):
     return out
 
 
-def gate_columns(H, U):
-    """For each chunk, the indices of its 3U columns (r units, z units, n units) in
-    the 3H gate columns; -1 where a last chunk's units run past H."""
-    chunks = -(-H // U)
-    cols = np.full((chunks, 3 * U), -1, np.int64)
-    for c in range(chunks):
-        u = np.arange(c * U, min(H, c * U + U))
-        for g in range(3):
-            cols[c, g * U:g * U + len(u)] = g * H + u
-    return cols
-
-
 def pack_forward(w_hh, U, nr):
     """W_hh (3H, H) for the forward step: per chunk, its 3U columns of W_hh^T
-    (r, z, n of its units) packed: (chunks * 3U / nr, H, nr)."""
+    (r, z, n of its units, zero past H) packed: (chunks * 3U / nr, H, nr)."""
     G, H = w_hh.shape
-    cols = gate_columns(H, U)
-    wt = np.zeros((H, cols.size), w_hh.dtype)
-    valid = cols.reshape(-1) >= 0
-    wt[:, valid] = w_hh.T[:, cols.reshape(-1)[valid]]
-    return pack(wt, nr)
+    chunks = -(-H // U)
+    wide = np.zeros((3, chunks * U, H), w_hh.dtype)
+    wide[:, :H] = w_hh.reshape(3, H, H)
+    tiles = wide.reshape(3, chunks, U // nr, nr, H).transpose(1, 0, 2, 4, 3)
+    return np.ascontiguousarray(tiles).reshape(chunks * 3 * (U // nr), H, nr)
 
 
 def pack_backward(w_hh, U, nr):

@@ -21,7 +21,8 @@ in the recurrence and masked out of the weight-gradient sums.
 import numpy as np
 from numba import njit
 
-from . import _engine, _layout
+from . import _engine
+from ._layout import K_BLOCK, PROJECT_ROWS
 from ._numba_math import like, sigmoid, tanh
 from ._numba_product import nr_of, tile
 from ._numba_sync import barrier
@@ -60,13 +61,13 @@ def _project_team(x, wp, b, xg, tid, nthreads, sync):
     Gp = xg.shape[1]
     NR = nr_of(x.itemsize)
     xf = x.reshape(-1)
-    pieces = (N + _layout.PROJECT_ROWS - 1) // _layout.PROJECT_ROWS
+    pieces = (N + PROJECT_ROWS - 1) // PROJECT_ROWS
     lo, hi = _span(pieces, tid, nthreads)
     for p in range(lo, hi):
-        r0 = p * _layout.PROJECT_ROWS
-        m = min(N, r0 + _layout.PROJECT_ROWS) - r0
+        r0 = p * PROJECT_ROWS
+        m = min(N, r0 + PROJECT_ROWS) - r0
         c = xg[r0:r0 + m].reshape(-1)
-        _product(xf, r0 * I, I, m, wp, 0, Gp // NR, I, c, Gp, _layout.K_BLOCK)
+        _product(xf, r0 * I, I, m, wp, 0, Gp // NR, I, c, Gp, K_BLOCK)
         for i in range(r0, r0 + m):
             for j in range(G):
                 xg[i, j] += b[j]
@@ -107,9 +108,9 @@ def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  #
             sf = scr.reshape(-1)
             a_off = cur * B * H + r0 * H
             if reset_after:
-                _product(hflat, a_off, H, m, wf, ch * 3 * tiles, 3 * tiles, H, sf, 3 * U, H)
+                _product(hflat, a_off, H, m, wf, ch * 3 * tiles, 3 * tiles, H, sf, 3 * U, K_BLOCK)
             else:
-                _product(hflat, a_off, H, m, wf, ch * 3 * tiles, 2 * tiles, H, sf, 3 * U, H)
+                _product(hflat, a_off, H, m, wf, ch * 3 * tiles, 2 * tiles, H, sf, 3 * U, K_BLOCK)
             for i in range(m):
                 b = r0 + i
                 g = xg[t, b]
@@ -164,7 +165,7 @@ def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  #
                 scr = scratch[p]
                 sf = scr.reshape(-1)
                 _product(rhf, r0 * H, H, m, wf, ch * 3 * tiles + 2 * tiles, tiles, H,
-                         sf[2 * U:], 3 * U, H)
+                         sf[2 * U:], 3 * U, K_BLOCK)
                 for i in range(m):
                     b = r0 + i
                     g = xg[t, b]
@@ -314,12 +315,12 @@ def _dx_team(d_ih, wp, dx, scratch, tid, nthreads, sync):
     df = d_ih.reshape(-1)
     scr = scratch[tid]
     sf = scr.reshape(-1)
-    pieces = (N + _layout.PROJECT_ROWS - 1) // _layout.PROJECT_ROWS
+    pieces = (N + PROJECT_ROWS - 1) // PROJECT_ROWS
     lo, hi = _span(pieces, tid, nthreads)
     for p in range(lo, hi):
-        r0 = p * _layout.PROJECT_ROWS
-        m = min(N, r0 + _layout.PROJECT_ROWS) - r0
-        _product(df, r0 * G, G, m, wp, 0, Ip // NR, G, sf, Ip, _layout.K_BLOCK)
+        r0 = p * PROJECT_ROWS
+        m = min(N, r0 + PROJECT_ROWS) - r0
+        _product(df, r0 * G, G, m, wp, 0, Ip // NR, G, sf, Ip, K_BLOCK)
         for i in range(m):
             for j in range(I):
                 dx[r0 + i, j] = scr[i, j]
@@ -373,5 +374,29 @@ def _sums_team(d, xp, xp_n, n_split, chunk, part, tile_buf, tid, nthreads, sync)
                 part[c, Ip] += s
 
 
-KERNELS = _engine.Kernels(_project_team, _forward_team, _backward_team, _dx_team, _sums_team)
+@njit(**_JIT)
+def _step(x, h, wp_ih, wf, b_ih, b_hh, reset_after, U, out):
+    """One step of B rows on the calling thread: the projection and one recurrence
+    step of the team kernels, run as a team of one (GRUCell). out (B, H) OUT."""
+    B, H = h.shape
+    G = 3 * H
+    NR = nr_of(x.itemsize)
+    sync = np.zeros(16, np.int64)
+    xg = np.empty((1, B, (G + NR - 1) // NR * NR), x.dtype)
+    _project_team(x, wp_ih, b_ih, xg[0], 0, 1, sync)
+    hbuf = np.empty((2, B, H), x.dtype)
+    for b in range(B):
+        for j in range(H):
+            hbuf[0, b, j] = h[b, j]
+    rows = (B + 3) // 4 * 4
+    chunks = (H + U - 1) // U
+    none = np.empty((0, B, H), x.dtype)
+    _forward_team(xg, wf, b_hh, np.ones(B, np.int64), False, reset_after, False, rows, U,
+                  hbuf, np.zeros((B, H), x.dtype), np.zeros((chunks, rows, 3 * U), x.dtype),
+                  out.reshape(1, B, H), none, np.empty((0, B, G), x.dtype), none, 0, 1, sync)
+
+
+KERNELS = _engine.Kernels(_project_team, _forward_team, _backward_team, _dx_team, _sums_team,
+                          _step)
 forward, backward, step = _engine.entry_points(KERNELS)
+prepare_step = _engine.prepare_step

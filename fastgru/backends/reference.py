@@ -136,8 +136,9 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     dh0[...] = dh
 
 
-def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
-    """One step (GRUCell): x (B, I), h (B, H) IN; out (B, H) OUT, the next state."""
+def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, prepared=None):
+    """One step (GRUCell): x (B, I), h (B, H) IN; out (B, H) OUT, the next state.
+    ``prepared`` (the compiled backends' packed weights) is not used here."""
     B, H = h.shape
     forward(x[None], h, w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after,
             np.empty((1, B, H), h.dtype), out, np.empty((0, B, H), h.dtype),

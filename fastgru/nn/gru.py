@@ -1,10 +1,17 @@
-"""GRU and GRUCell layers: stacks of one-direction kernels, dropout, layouts."""
+"""GRU and GRUCell layers: stacks of one-direction kernels, dropout, layouts.
+
+Threads: a layer keeps one tape per calling thread, so threads may train the same
+layer at once (each backward follows its own thread's forward; gradients are added
+into .grad under a lock) and run inference on it at once.
+"""
+import threading
+
 import numpy as np
 
 from .. import _validate as v
 from .. import backends
 from ..functional import gru_backward, gru_forward
-from .module import TAPE_MISSING, Module
+from .module import TAPE_MISSING, Module, grad_lock, own_entry, own_slot
 
 
 def _uniform_init(module, shapes, fan, seed):
@@ -46,8 +53,10 @@ class GRU(Module):
                     shapes += [(f"bias_ih_l{k}{suffix}", (3 * H,)),
                                (f"bias_hh_l{k}{suffix}", (3 * H,))]
         self._rng = _uniform_init(self, shapes, H, seed)
-        self._tape = None
-        self._spent = None
+        # per calling thread: the tape of its last train forward, and the caches its last
+        # backward consumed (reused by its next train forward); see _own_slot
+        self._tapes = {}
+        self._spares = {}
 
     def __repr__(self):
         return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
@@ -107,8 +116,8 @@ class GRU(Module):
         h_n = np.empty_like(h0)
         caches, masks = [], []
         spare = None
-        if train:   # the caches the last backward consumed, if any: reused, not reallocated
-            spare, self._spent = self._spent, None
+        if train:   # the caches this thread's last backward consumed: reused, not reallocated
+            spare = own_slot(self._spares, pop=True)
         for k in range(self.num_layers):
             if k > 0 and train and self.dropout > 0:
                 keep = 1.0 - self.dropout
@@ -128,7 +137,7 @@ class GRU(Module):
                 caches.append(cache)
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
         if train:  # an inference call in between leaves the last train forward's tape
-            self._tape = (caches, masks, (T, B), unbatched)
+            self._tapes[threading.get_ident()] = own_entry((caches, masks, (T, B), unbatched))
         return self._outputs(layer_in, h_n, unbatched)
 
     def backward(self, d_out, d_h_n=None):
@@ -137,9 +146,10 @@ class GRU(Module):
         Accumulates into each Parameter's .grad and returns (dx, dh0) in the layouts of
         forward's x and h0.
         """
-        if self._tape is None:
+        tape = own_slot(self._tapes, pop=True)
+        if tape is None:
             raise ValueError(TAPE_MISSING)
-        caches, masks, (T, B), unbatched = self._tape
+        caches, masks, (T, B), unbatched = tape
         D, L, H = self.num_directions, self.num_layers, self.hidden_size
         if d_out is None:  # a loss on h_n alone
             d_out = np.zeros((T, B, D * H), self.dtype)
@@ -163,15 +173,17 @@ class GRU(Module):
                 grads = gru_backward(d_layer[:, :, d * H:(d + 1) * H], d_h_n[k * D + d],
                                      caches[k * D + d])
                 dx, dh0[k * D + d] = grads[0], grads[1]
-                for param, g in zip(self._weights(k, d), grads[2:]):
-                    if param is not None:
-                        param.grad += g
+                with grad_lock:   # another thread may be adding into the same .grad
+                    for param, g in zip(self._weights(k, d), grads[2:]):
+                        if param is not None:
+                            param.grad += g
                 d_in = dx if d_in is None else d_in + dx
             if masks[k] is not None:
                 d_in = d_in * masks[k]
             d_layer = d_in
-        self._tape = None  # as torch: a second backward needs a new forward
-        self._spent = caches  # nothing reads them now: the next train forward reuses them
+        # as torch, a second backward needs a new forward (the tape was popped); nothing
+        # reads the caches now: this thread's next train forward reuses them
+        self._spares[threading.get_ident()] = own_entry(caches)
         return self._outputs(d_layer, dh0, unbatched)
 
 
@@ -190,6 +202,7 @@ class GRUCell(Module):
         if self.bias:
             shapes += [("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]
         _uniform_init(self, shapes, H, seed)
+        self._prepared = None   # (key, packed weights) for the compiled backends' step
 
     def __repr__(self):
         return (f"GRUCell({self.input_size}, {self.hidden_size}, bias={self.bias}, "
@@ -215,6 +228,15 @@ class GRUCell(Module):
         else:
             b_ih = b_hh = np.zeros(3 * H, self.dtype)
         out = np.empty((B, H), self.dtype)
-        backends.current().step(xb, h, p["weight_ih"].data, p["weight_hh"].data, b_ih, b_hh,
-                                self.reset == "after", out)
+        backend = backends.current()
+        w_ih, w_hh = p["weight_ih"].data, p["weight_hh"].data
+        prepared = None
+        if hasattr(backend, "prepare_step"):   # packed weights, kept while the versions hold
+            key = (backend.__name__, p["weight_ih"].version, p["weight_hh"].version,
+                   id(w_ih), id(w_hh))
+            kept = self._prepared
+            if kept is None or kept[0] != key:
+                kept = self._prepared = (key, backend.prepare_step(w_ih, w_hh, self.dtype))
+            prepared = kept[1]
+        backend.step(xb, h, w_ih, w_hh, b_ih, b_hh, self.reset == "after", out, prepared)
         return out[0] if unbatched else out

@@ -1,8 +1,10 @@
 """Linear layer: y = x W^T + b, with a hand-written backward."""
+import threading
+
 import numpy as np
 
 from .. import _validate as v
-from .module import TAPE_MISSING, Module
+from .module import TAPE_MISSING, Module, grad_lock, own_entry, own_slot
 
 
 class Linear(Module):
@@ -26,7 +28,7 @@ class Linear(Module):
             self._add("bias", rng.uniform(-bound, bound, size=self.out_features))
         else:
             self.bias = None   # as torch: layer.bias is the Parameter, or None
-        self._x = None
+        self._tapes = {}   # per calling thread: x of its last train forward
 
     def __repr__(self):
         return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None}, "
@@ -52,7 +54,7 @@ class Linear(Module):
             y += self.bias.data
         # a private copy: the caller may change x before backward
         if train:
-            self._x = (x2.copy(), x.shape)
+            self._tapes[threading.get_ident()] = own_entry((x2.copy(), x.shape))
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, dy):
@@ -61,13 +63,14 @@ class Linear(Module):
         Accumulates dW = dy^T x and db = sum(dy) into the Parameters' .grad and returns
         dx (..., in_features) = dy W.
         """
-        if self._x is None:
+        tape = own_slot(self._tapes, pop=True)   # as torch: a second backward needs a new forward
+        if tape is None:
             raise ValueError(TAPE_MISSING)
-        x2, x_shape = self._x
+        x2, x_shape = tape
         dy = v.float_array(dy, "dy", self.dtype, shape=x_shape[:-1] + (self.out_features,))
         dy2 = dy.reshape(-1, self.out_features)
-        self.weight.grad += dy2.T @ x2
-        if self.bias is not None:
-            self.bias.grad += dy2.sum(axis=0)
-        self._x = None  # as torch: a second backward needs a new forward
+        with grad_lock:
+            self.weight.grad += dy2.T @ x2
+            if self.bias is not None:
+                self.bias.grad += dy2.sum(axis=0)
         return (dy2 @ self.weight.data).reshape(x_shape)

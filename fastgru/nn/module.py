@@ -1,4 +1,6 @@
 """Parameter and the small Module base that layers share: parameters, state dicts, grads."""
+import threading
+
 import numpy as np
 
 from .. import _validate as v
@@ -8,15 +10,55 @@ TAPE_MISSING = ("backward() needs a preceding forward(..., train=True), one per 
                 "inference calls keep nothing to backpropagate")
 
 
-class Parameter:
-    """A trainable array and its gradient (same shape and dtype), both NumPy arrays."""
+# held while a backward adds into .grad arrays: threads may train one layer at once
+grad_lock = threading.Lock()
 
-    __slots__ = ("data", "grad")
+
+def own_slot(slots, pop=False):
+    """This thread's entry of a per-thread dict {ident: (thread, value)}, or None. An
+    entry left by a finished thread whose ident was reused is not this thread's."""
+    ident = threading.get_ident()
+    entry = slots.pop(ident, None) if pop else slots.get(ident)
+    if entry is None or entry[0] is not threading.current_thread():
+        return None
+    return entry[1]
+
+
+def own_entry(value):
+    """A value for a per-thread dict, tagged with the calling thread (see own_slot)."""
+    return threading.current_thread(), value
+
+
+class Parameter:
+    """A trainable array and its gradient (same shape and dtype), both NumPy arrays.
+
+    ``version`` counts the changes fastgru knows of: assigning ``.data`` (which the
+    optimizers' in-place updates do, as ``p.data -= ...``) and ``load_state_dict``.
+    A layer may keep its weights prepared (packed for the product kernels) while the
+    versions stay the same: after editing ``.data`` in place yourself
+    (``p.data[...] = ...``), call ``p.changed()``.
+    """
+
+    __slots__ = ("_data", "grad", "version")
 
     def __init__(self, data, dtype=None):
         arr = np.asarray(data)
-        self.data = np.array(arr, dtype=v.as_dtype(dtype or arr.dtype), order="C", copy=True)
-        self.grad = np.zeros_like(self.data)
+        self.version = 0
+        self._data = np.array(arr, dtype=v.as_dtype(dtype or arr.dtype), order="C", copy=True)
+        self.grad = np.zeros_like(self._data)
+
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = value
+        self.version += 1
+
+    def changed(self):
+        """Say that .data was edited in place (prepared copies are then rebuilt)."""
+        self.version += 1
 
     @property
     def shape(self):
@@ -75,6 +117,21 @@ class Module:
                   for name, p in self._params.items()}
         for name, arr in arrays.items():   # all checked before anything is written
             self._params[name].data[...] = arr
+            self._params[name].changed()
+
+    # per-thread state (tapes, reusable caches) belongs to this process's threads:
+    # copies and pickles start without it
+    _PER_THREAD = ("_tapes", "_spares")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for name in self._PER_THREAD:
+            if name in state:
+                state[name] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     def __getattr__(self, name):
         params = self.__dict__.get("_params", {})

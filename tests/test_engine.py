@@ -1,0 +1,97 @@
+"""The engine's plan and its prepared weights: partition, packing, parameter versions."""
+import io
+
+import numpy as np
+import pytest
+
+import fastgru
+from fastgru.backends import _layout, partition
+
+
+@pytest.mark.parametrize("B, H", [(64, 512), (256, 256), (32, 128), (2, 512), (512, 32),
+                                  (4, 768)])
+def test_partition_offers_sixteen_pieces_at_the_big_shapes(B, H):
+    """The grid's large, wide, medium, smallbatch and manyshort steps (and H=768 at B=4)
+    can feed 16 cores; pieces cover every row and unit exactly once."""
+    plan = partition(B, H)
+    assert plan["pieces"] >= 16
+    assert plan["pieces"] == plan["chunks"] * plan["row_blocks"]
+    assert plan["rows"] % _layout.MR == 0 and plan["rows"] * plan["row_blocks"] >= B
+    assert plan["rows"] * (plan["row_blocks"] - 1) < B          # no empty row block
+    assert plan["units"] * plan["chunks"] >= H > plan["units"] * (plan["chunks"] - 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_layouts_hold_the_weights(dtype, rng):
+    H, U = 40, 16
+    nr = _layout.nr_of(dtype)
+    w_hh = rng.standard_normal((3 * H, H)).astype(dtype)
+    wf = _layout.pack_forward(w_hh, U, nr)
+    chunks = -(-H // U)
+    # tile j of chunk c, row k, lane l: W_hh^T[k, gate*H + c*U + (j % (U/nr))*nr + l]
+    for c in range(chunks):
+        for g in range(3):
+            for q in range(U // nr):
+                for lane in range(nr):
+                    u = c * U + q * nr + lane
+                    got = wf[(c * 3 + g) * (U // nr) + q, :, lane]
+                    want = w_hh[g * H + u] if u < H else np.zeros(H, dtype)
+                    np.testing.assert_array_equal(got, want)
+    wb = _layout.pack_backward(w_hh, U, nr)
+    for c in range(chunks):
+        for q in range(U // nr):
+            for lane in range(nr):
+                u = c * U + q * nr + lane
+                want = w_hh[:, u] if u < H else np.zeros(3 * H, dtype)
+                np.testing.assert_array_equal(wb[c * (U // nr) + q, :, lane], want)
+
+
+def test_cell_rebuilds_packed_weights_when_parameters_change(backend, rng):
+    """GRUCell keeps its weights packed while the parameters' versions hold: an
+    optimizer step, load_state_dict, assigning .data and changed() each invalidate."""
+    cell = fastgru.GRUCell(3, 5, dtype="float64", seed=0)
+    x = rng.standard_normal((2, 3))
+    h = rng.standard_normal((2, 5))
+
+    def expected():
+        with_numpy = fastgru.GRUCell(3, 5, dtype="float64")
+        with_numpy.load_state_dict(cell.state_dict())
+        before = fastgru.get_backend()
+        fastgru.set_backend("numpy")
+        try:
+            return with_numpy(x, h)
+        finally:
+            fastgru.set_backend(before)
+
+    tol = dict(rtol=0, atol=1e-12)
+    np.testing.assert_allclose(cell(x, h), expected(), **tol)
+    opt = fastgru.optim.SGD(cell.parameters(), lr=0.5)
+    for p in cell.parameters():
+        p.grad[...] = 1.0
+    opt.step()                                      # p.data -= ...: the setter bumps
+    np.testing.assert_allclose(cell(x, h), expected(), **tol)
+    cell.load_state_dict({k: v * 0.5 for k, v in cell.state_dict().items()})
+    np.testing.assert_allclose(cell(x, h), expected(), **tol)
+    cell.weight_hh.data = cell.weight_hh.data + 0.25
+    np.testing.assert_allclose(cell(x, h), expected(), **tol)
+    cell.weight_hh.data[...] *= -1                  # in place: needs changed()
+    cell.weight_hh.changed()
+    np.testing.assert_allclose(cell(x, h), expected(), **tol)
+
+
+def test_parameter_version_counts_changes():
+    p = fastgru.nn.Parameter(np.zeros(3))
+    assert p.version == 0
+    p.data = np.ones(3)
+    p.data += 1.0
+    p.changed()
+    assert p.version == 3
+
+
+def test_show_config_reports_threads_and_backends():
+    buf = io.StringIO()
+    fastgru.show_config(file=buf)
+    text = buf.getvalue()
+    for key in ("fastgru", "backend", "available_backends", "threads", "cpu_features"):
+        assert f"{key}:" in text
+    assert str(fastgru.get_num_threads()) in text

@@ -69,7 +69,7 @@ def forward(k, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     hbuf = np.empty((2, B, H), dt)
     hbuf[0] = h0
     rh = np.zeros((B, H), dt)
-    scratch = np.zeros((plan["pieces"], rows, 3 * U), dt)
+    scratch = np.zeros((plan["pieces"], rows, 4 * U), dt)
     _threads.run(k.forward, (xg, _layout.pack_forward(w_hh, U, nr), b_hh, lengths, reverse,
                                  reset_after, keep, rows, U, hbuf, rh, scratch,
                                  out, h_prev, gates, aux), n)
@@ -92,7 +92,7 @@ def backward(k, d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     dh_dir = np.empty((B, H), dt)
     _threads.run(k.backward, (d_out, _layout.pack_backward(w_hh, U, nr), lengths, reverse,
                                   reset_after, rows, U, h_prev, gates, aux, dh, dh_dir,
-                                  np.zeros((n, rows, U), dt), d_ih, d_hh), n)
+                                  np.zeros((plan["pieces"], rows, 2 * U), dt), d_ih, d_hh), n)
     dh0[...] = dh
     n_rows = T * B
     Ip = -(-I // nr) * nr
@@ -121,7 +121,7 @@ def backward(k, d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
 def prepare_step(w_ih, w_hh, dtype):
     """The packed weights a GRUCell step reads: (W_ih^T packed, W_hh packed, U)."""
     nr = _layout.nr_of(dtype)
-    U = _layout.partition(1, w_hh.shape[1], dtype)["units"]
+    U = _layout.partition(1, w_hh.shape[1], dtype)["units"]   # batch-independent for B <= 4
     return (_layout.pack(np.ascontiguousarray(w_ih.T), nr), _layout.pack_forward(w_hh, U, nr), U)
 
 

@@ -40,22 +40,34 @@ def nr_of(dtype):
     return LINE // np.dtype(dtype).itemsize
 
 
-def units_per_chunk(H, nr):
-    """U: a multiple of NR; 32 units (96 columns of W_hh^T) per chunk once H >= 128,
-    so that H = 512 gives 16 chunks and each chunk's weights (192 KiB) sit in L2."""
-    base = 32 if H >= 128 else 16
-    return max(nr, -(-base // nr) * nr)
+# A step worth this many flops or more is cut into 16 pieces (a 16-core machine's
+# worth); smaller steps into one piece per this many flops (see _threads._MIN_SHARE).
+PIECE_FLOPS = 150_000
+MAX_PIECES = 16
 
 
 def partition(B, H, dtype=np.float32):
     """How one recurrence step of a (B, H) layer is cut (documented internal API,
     used by tests and bench/scaling.py): {"pieces", "row_blocks", "rows", "chunks",
-    "units"}. At least 16 pieces wherever B * H >= 4096 and the shape allows it."""
+    "units"}.
+
+    Pieces are wanted where a step has the work for them: 16 at 2.4 MFLOP a step
+    and more (medium, large, wide, smallbatch, manyshort), fewer below. Longer unit
+    chunks make longer gate loops (U = 64: 1.7 ns a unit, 16: 6 ns) and rows reuse
+    the chunk's weights, so U is the largest of 64, 32, 16 (or all of a small H)
+    that still gives the pieces wanted with blocks of at least 4 rows.
+    """
     nr = nr_of(dtype)
-    U = units_per_chunk(H, nr)
-    chunks = -(-H // U)
-    want = 1 if B * H < 4096 else -(-16 // chunks)   # row blocks for 16 pieces
-    rows = _round_up(-(-B // want), MR)
+    want = max(1, min(MAX_PIECES, 6 * B * H * H // PIECE_FLOPS))
+    max_blocks = -(-B // MR)
+    whole = _round_up(H, nr)
+    for U in (64, 32, 16):
+        U = min(_round_up(U, nr), whole)
+        chunks = -(-H // U)
+        if chunks * max_blocks >= want:
+            break
+    row_blocks = min(max_blocks, -(-want // chunks))
+    rows = _round_up(-(-B // row_blocks), MR)
     row_blocks = -(-B // rows)
     return {"pieces": chunks * row_blocks, "row_blocks": row_blocks, "rows": rows,
             "chunks": chunks, "units": U}

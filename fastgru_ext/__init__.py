@@ -1,6 +1,6 @@
-"""fastgru's compiled Cython kernels, used through ``fastgru.backends.cython_backend``.
+"""fastgru's compiled C kernels, used through ``fastgru.backends.cython_backend``.
 
-``_gru`` holds the recurrence kernels and the thread-count setting
-(``set_num_threads``, ``get_num_threads``, ``openmp_enabled``); ``_blas`` the one
-typed GEMM wrapper over ``scipy.linalg.cython_blas``.
+``_gru`` holds the engine's five team kernels (the twins of the Numba backend's),
+built on ``_product.h`` (the product tiles), ``_sync.h`` (the barrier) and
+``_math.pxd`` (exp, sigmoid, tanh).
 """

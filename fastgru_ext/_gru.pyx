@@ -1,535 +1,608 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""GRU recurrence kernels: one layer, one direction, float32 and float64.
+"""fastgru's engine in C: the twin of ``fastgru.backends.numba_backend``.
 
-The same structure as ``fastgru.backends.numba_backend``: the batch is cut into
-fixed blocks of ``rows`` rows (``fastgru.backends._blas.block_rows``; rows are
-independent through time), and
-each block walks all T steps on its own inside one ``prange`` (one parallel
-region per pass, no barrier per step). Per step a block does its small GEMM
-and one fused elementwise loop. Blocks depend only on the batch size, never on
-the thread count, so results are bitwise identical for any number of threads.
+Five team kernels, with the Numba kernels' names (less the underscore), arguments
+and meaning, each called as ``kernel(*args, tid, nthreads, sync)`` by
+``fastgru._threads.run`` on plain Python threads (``fastgru.backends._engine``
+allocates, packs the weights and sizes the team). Each runs its whole body
+without the GIL; the team meets at ``barrier`` (``_sync.h``). No OpenMP, no BLAS:
 
-The caller limits BLAS to one thread while these run (the OpenMP threads and
-BLAS's own would fight over the cores), and does the input projection and the
-weight gradients as large GEMMs outside (``fastgru.backends._blas``).
+* ``project_team``: the input projection ``x W_ih^T + b_ih`` for all steps, cut by rows;
+* ``forward_team``: the recurrence, each step cut into pieces (row block x unit
+  chunk, see ``fastgru.backends._layout``, numbered chunk-major, a contiguous
+  span of them per thread): the product of its rows of h with its chunk's packed
+  W_hh^T columns, then the gate math of its units; one barrier per step (two for
+  reset="before", which needs all of r * h first);
+* ``backward_team``: the same pieces through time in reverse;
+* ``dx_team`` and ``sums_team``: dx and the weight gradients, cut by rows of dx
+  and by groups of gate rows of the sums;
+* ``step``: one step of a few rows on the calling thread (GRUCell), the
+  projection and the recurrence run as a team of one.
 
-``forward_steps`` and ``backward_steps`` check the shapes, dtypes and
-contiguity of what they are given (a wrong call raises, it does not crash),
-then run without the GIL.
+All products are ``tile_f32`` / ``tile_f64`` (``_product.h``): one fused
+multiply-add chain per output element, as in the Numba twin, so that no result
+depends on the thread count or on the batch around a row, and the two backends
+give the same bits. The gate math uses ``_math.pxd``, the same functions as
+``fastgru.backends._numba_math``, in the same order of operations.
+
+The kernels trust their caller (the glue validates shapes); a wrong dtype or a
+non-contiguous array raises when the arguments are converted.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memmove, memset
 
-from ._blas cimport gemm
+import numpy as np
+
 from ._math cimport sigmoid_, tanh_
-from ._openmp cimport FASTGRU_OPENMP, omp_get_max_threads
 
 
+cdef extern from "_product.h" nogil:
+    void tile_f32(int64_t mr, const float *a, int64_t a_off, int64_t sa_r, int64_t sa_k,
+                  const float *w, int64_t w_off, int64_t ldw, float *c, int64_t c_off,
+                  int64_t ldc, int64_t K, int cont)
+    void tile_f64(int64_t mr, const double *a, int64_t a_off, int64_t sa_r, int64_t sa_k,
+                  const double *w, int64_t w_off, int64_t ldw, double *c, int64_t c_off,
+                  int64_t ldc, int64_t K, int cont)
 
-cdef int _n_threads = 0    # 0: OpenMP's default (OMP_NUM_THREADS, else all cores)
-
-
-def openmp_enabled():
-    """Whether the extension was compiled with OpenMP (else it runs on one thread)."""
-    return bool(FASTGRU_OPENMP)
-
-
-def get_num_threads():
-    """The number of threads the kernels use (at most one per row block); 1 without OpenMP."""
-    if not FASTGRU_OPENMP:
-        return 1
-    return _n_threads if _n_threads > 0 else omp_get_max_threads()
+cdef extern from "_sync.h" nogil:
+    void barrier(int64_t *sync, int nthreads)
 
 
-def set_num_threads(n):
-    """Use ``n`` threads from now on; None means OpenMP's default. Returns the previous setting."""
-    global _n_threads
-    previous = _n_threads if _n_threads > 0 else None
-    if n is None:
-        _n_threads = 0
-    elif isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"the number of threads must be an int or None, got {type(n).__name__} {n!r}")
-    elif n < 1:
-        raise ValueError(f"the number of threads must be >= 1, got {n}")
+# fastgru.backends._layout's constants (cython_backend checks that they agree)
+PROJECT_ROWS = 64
+K_BLOCK = 256
+cdef enum:
+    _PROJECT_ROWS = 64
+    _K_BLOCK = 256
+
+
+cdef inline Py_ssize_t _nr(floating *dummy) noexcept nogil:
+    """Columns per tile: one 64-byte line."""
+    if floating is float:
+        return 16
     else:
-        _n_threads = n
-    return previous
+        return 8
 
 
-# One row of one step each; the compiler vectorizes these loops over j.
-
-cdef inline void _row_after(Py_ssize_t H, floating *g, floating *hh, const floating *b_hh,
-                            floating *h, floating *o) noexcept nogil:
-    """reset="after", a valid row. g: x W_ih^T + b_ih in, r, z, n out; hh: h W_hh^T in,
-    its n part becomes hn_lin = h W_hn^T + b_hn; h: the state, updated; o: the output."""
-    cdef Py_ssize_t j
-    cdef floating z, n, a, h_new, one = 1
-    # two passes, r and z then n and h: fewer live values per loop, so the
-    # vectorized loops keep them in registers
-    for j in range(2 * H):
-        g[j] = sigmoid_(g[j] + hh[j] + b_hh[j])
-    for j in range(H):
-        z = g[H + j]
-        a = hh[2 * H + j] + b_hh[2 * H + j]
-        n = tanh_(g[2 * H + j] + g[j] * a)
-        h_new = (one - z) * n + z * h[j]
-        g[2 * H + j] = n
-        hh[2 * H + j] = a
-        h[j] = h_new
-        o[j] = h_new
+cdef inline void _tile(Py_ssize_t mr, const floating *a, Py_ssize_t a_off, Py_ssize_t sa_r,
+                       Py_ssize_t sa_k, const floating *w, Py_ssize_t w_off, Py_ssize_t ldw,
+                       floating *c, Py_ssize_t c_off, Py_ssize_t ldc, Py_ssize_t K,
+                       bint cont) noexcept nogil:
+    if floating is float:
+        tile_f32(mr, a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont)
+    else:
+        tile_f64(mr, a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont)
 
 
-cdef inline void _row_rz_before(Py_ssize_t H, floating *g, const floating *hrz,
-                                const floating *b_hh, const floating *h,
-                                floating *rh) noexcept nogil:
-    """reset="before", first half: r and z into g (from h W_hr,hz^T in hrz), r * h into rh."""
-    cdef Py_ssize_t j
-    for j in range(2 * H):
-        g[j] = sigmoid_(g[j] + hrz[j] + b_hh[j])
-    for j in range(H):
-        rh[j] = g[j] * h[j]
+cdef inline void _span(Py_ssize_t n, int tid, int nthreads, Py_ssize_t *lo,
+                       Py_ssize_t *hi) noexcept nogil:
+    """The contiguous share [lo, hi) of n items of thread tid."""
+    lo[0] = n * tid // nthreads
+    hi[0] = n * (tid + 1) // nthreads
 
 
-cdef inline void _row_n_before(Py_ssize_t H, floating *g, const floating *hn,
-                               const floating *b_hh, floating *h, floating *o) noexcept nogil:
-    """reset="before", second half, a valid row: n from (r * h) W_hn^T in hn, then h and o."""
-    cdef Py_ssize_t j
-    cdef floating z, n, h_new, one = 1
-    for j in range(H):
-        z = g[H + j]
-        n = tanh_(g[2 * H + j] + hn[j] + b_hh[2 * H + j])
-        h_new = (one - z) * n + z * h[j]
-        g[2 * H + j] = n
-        h[j] = h_new
-        o[j] = h_new
+cdef void _product(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize_t m,
+                   const floating *w, Py_ssize_t w_tile, Py_ssize_t n_tiles, Py_ssize_t K,
+                   floating *c, Py_ssize_t ldc, Py_ssize_t k_block) noexcept nogil:
+    """c[i, j*NR + l] = sum_k a[a_off + i*lda + k] w[w_tile + j, k, l] for i < m and
+    j < n_tiles; w is packed tile-major (tiles, K, NR); c is (m, >= n_tiles*NR) flat
+    with row stride ldc. K is cut into blocks that continue the same chains."""
+    cdef Py_ssize_t NR = _nr(c)
+    cdef Py_ssize_t k0 = 0, kn, j, i, w_off
+    cdef Py_ssize_t k_end = K if K > 1 else 1
+    if k_block <= 0:
+        k_block = k_end
+    while k0 < k_end:
+        kn = (K if K < k0 + k_block else k0 + k_block) - k0
+        for j in range(n_tiles):
+            w_off = ((w_tile + j) * K + k0) * NR
+            i = 0
+            while i < m:
+                _tile(4 if m - i > 4 else m - i, a, a_off + i * lda + k0, lda, 1, w, w_off, NR,
+                      c, i * ldc + j * NR, ldc, kn, k0 > 0)
+                i += 4
+        k0 += k_block
 
 
-cdef inline void _grad_row_after(Py_ssize_t H, const floating *d_out, const floating *g,
-                                 const floating *h_prev, const floating *hn_lin, floating *dh,
-                                 floating *d_ih, floating *d_hh) noexcept nogil:
-    """reset="after", a valid row: the gate gradients; dh becomes its direct part dh_t * z."""
-    cdef Py_ssize_t j
-    cdef floating r, z, n, dh_t, dn, dz, dr, one = 1
-    for j in range(H):
-        r = g[j]
-        z = g[H + j]
-        n = g[2 * H + j]
-        dh_t = dh[j] + d_out[j]
-        dn = dh_t * (one - z) * (one - n * n)
-        dz = dh_t * (h_prev[j] - n) * z * (one - z)
-        dr = dn * hn_lin[j] * r * (one - r)
-        dh[j] = dh_t * z
-        d_ih[j] = dr
-        d_ih[H + j] = dz
-        d_ih[2 * H + j] = dn
-        d_hh[j] = dr
-        d_hh[H + j] = dz
-        d_hh[2 * H + j] = dn * r
+cdef void _product_rows(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize_t m,
+                        const floating *w, Py_ssize_t w_tile, Py_ssize_t n_tiles,
+                        Py_ssize_t K_all, Py_ssize_t k_first, Py_ssize_t K,
+                        floating *c, Py_ssize_t ldc) noexcept nogil:
+    """As _product over rows k_first .. k_first + K of packed w (tiles, K_all, NR)."""
+    cdef Py_ssize_t NR = _nr(c)
+    cdef Py_ssize_t j, i, w_off
+    for j in range(n_tiles):
+        w_off = ((w_tile + j) * K_all + k_first) * NR
+        i = 0
+        while i < m:
+            _tile(4 if m - i > 4 else m - i, a, a_off + i * lda, lda, 1, w, w_off, NR,
+                  c, i * ldc + j * NR, ldc, K, False)
+            i += 4
 
 
-cdef inline void _grad_row_nz_before(Py_ssize_t H, const floating *d_out, const floating *g,
-                                     const floating *h_prev, floating *dh,
-                                     floating *d_ih) noexcept nogil:
-    """reset="before", first half, a valid row: the z and n gradients; dh becomes dh_t * z."""
-    cdef Py_ssize_t j
-    cdef floating z, n, dh_t, one = 1
-    for j in range(H):
-        z = g[H + j]
-        n = g[2 * H + j]
-        dh_t = dh[j] + d_out[j]
-        d_ih[2 * H + j] = dh_t * (one - z) * (one - n * n)
-        d_ih[H + j] = dh_t * (h_prev[j] - n) * z * (one - z)
-        dh[j] = dh_t * z
-
-
-cdef inline void _grad_row_r_before(Py_ssize_t H, const floating *g, const floating *h_prev,
-                                    const floating *drh, floating *dh,
-                                    floating *d_ih) noexcept nogil:
-    """reset="before", second half, a valid row: the r gradient from drh = dn_pre W_hn."""
-    cdef Py_ssize_t j
-    cdef floating r, one = 1
-    for j in range(H):
-        r = g[j]
-        d_ih[j] = drh[j] * h_prev[j] * r * (one - r)
-        dh[j] += drh[j] * r
-
-
-# One block of rows through all T steps. Rows past their length (t >= lengths[b])
-# are skipped: output 0, state frozen, zero gradients, aux 0 in the cache (so that
-# the weight-gradient GEMMs multiply zeros by finite numbers).
-
-cdef inline void _transpose(Py_ssize_t rows, Py_ssize_t cols, const floating *src,
-                            floating *dst) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        for j in range(cols):
-            dst[j * rows + i] = src[i * cols + j]
-
-
-cdef inline void _times_tall(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, const floating *a,
-                             const floating *b_t, floating *a_t, floating *p_t,
-                             bint accumulate, floating *out) noexcept nogil:
-    """out (m, n) := (or +=) a (m, k) @ b, given b_t = b^T (n, k), taken tall as
-    (b^T a^T)^T: OpenBLAS runs the tall GEMM faster for short a (see
-    fastgru.backends._blas.tall_product). a_t (k, m) and p_t (n, m) are scratch."""
-    cdef Py_ssize_t i, j
-    cdef floating one = 1, zero = 0
-    _transpose(m, k, a, a_t)
-    gemm(False, False, <int> n, <int> m, <int> k, one, b_t, <int> k, a_t, <int> m,
-         zero, p_t, <int> m)
-    for i in range(m):
-        for j in range(n):
-            out[i * n + j] = (out[i * n + j] if accumulate else zero) + p_t[j * m + i]
-
-
-cdef void _forward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse, bint keep,
-                         floating[:, :, ::1] xg, const floating *w_t, const floating *w,
-                         const floating[::1] b_hh, const int64_t[::1] lengths,  # IN
-                         floating[:, :, ::1] out, floating[:, ::1] h_n,
-                         floating[:, :, ::1] h_prev, floating[:, :, ::1] aux,  # OUT
-                         floating *hh) noexcept nogil:
-    """reset="after" for rows lo .. lo+m-1. h_n's rows hold h0 on entry and the
-    running state throughout; w_t is W_hh^T (H, 3H). hh is (m, 3H) scratch for
-    h W_hh^T, followed, when w (W_hh itself) is given, by (4H, m) scratch: the
-    product is then taken as (W_hh h^T)^T."""
-    cdef Py_ssize_t T = xg.shape[0], G = xg.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i
-    cdef floating *h = &h_n[lo, 0]
-    cdef floating *h_t = hh + m * G
-    cdef floating *hh_t = h_t + H * m
-    cdef floating one = 1, zero = 0
-    for step in range(T):
-        t = T - 1 - step if reverse else step
-        if keep:
-            memcpy(&h_prev[t, lo, 0], h, m * H * sizeof(floating))
-        if w != NULL:
-            _times_tall(m, H, G, h, w, h_t, hh_t, False, hh)
-        else:
-            gemm(False, False, <int> m, <int> G, <int> H, one, h, <int> H,
-                 w_t, <int> G, zero, hh, <int> G)
-        for i in range(m):
-            if t < lengths[lo + i]:
-                _row_after(H, &xg[t, lo + i, 0], hh + i * G, &b_hh[0], h + i * H,
-                           &out[t, lo + i, 0])
-                if keep:
-                    memcpy(&aux[t, lo + i, 0], hh + i * G + 2 * H, H * sizeof(floating))
-            else:
-                memset(&out[t, lo + i, 0], 0, H * sizeof(floating))
-                if keep:
-                    memset(&aux[t, lo + i, 0], 0, H * sizeof(floating))
-
-
-cdef void _forward_before(Py_ssize_t lo, Py_ssize_t m, bint reverse, bint keep,
-                          floating[:, :, ::1] xg, const floating *w_t,
-                          const floating[::1] b_hh, const int64_t[::1] lengths,  # IN
-                          floating[:, :, ::1] out, floating[:, ::1] h_n,
-                          floating[:, :, ::1] h_prev, floating[:, :, ::1] aux,  # OUT
-                          floating *work) noexcept nogil:
-    """reset="before" for rows lo .. lo+m-1; w_t is W_hh^T (H, 3H); work is (m, 4H) scratch: h W_hr,hz^T and
-    (r*h) W_hn^T side by side as (m, 3H), then r*h as (m, H)."""
-    cdef Py_ssize_t T = xg.shape[0], G = xg.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i
-    cdef floating *h = &h_n[lo, 0]
-    cdef floating *rh = work + m * G
-    cdef floating one = 1, zero = 0
-    for step in range(T):
-        t = T - 1 - step if reverse else step
-        if keep:
-            memcpy(&h_prev[t, lo, 0], h, m * H * sizeof(floating))
-        gemm(False, False, <int> m, <int> (2 * H), <int> H, one, h, <int> H,
-             w_t, <int> G, zero, work, <int> G)
-        for i in range(m):
-            if t < lengths[lo + i]:
-                _row_rz_before(H, &xg[t, lo + i, 0], work + i * G, &b_hh[0], h + i * H,
-                               rh + i * H)
-            else:  # its GEMM row is discarded; keep it finite
-                memset(rh + i * H, 0, H * sizeof(floating))
-        gemm(False, False, <int> m, <int> H, <int> H, one, rh, <int> H,
-             w_t + 2 * H, <int> G, zero, work + 2 * H, <int> G)
-        for i in range(m):
-            if t < lengths[lo + i]:
-                _row_n_before(H, &xg[t, lo + i, 0], work + i * G + 2 * H, &b_hh[0],
-                              h + i * H, &out[t, lo + i, 0])
-            else:
-                memset(&out[t, lo + i, 0], 0, H * sizeof(floating))
-        if keep:
-            memcpy(&aux[t, lo, 0], rh, m * H * sizeof(floating))
-
-
-cdef void _backward_after(Py_ssize_t lo, Py_ssize_t m, bint reverse,
-                          const floating[:, :, ::1] d_out, const floating[:, ::1] w_hh,
-                          const int64_t[::1] lengths, const floating[:, :, ::1] h_prev,
-                          const floating[:, :, ::1] gates, const floating[:, :, ::1] aux,  # IN
-                          floating[:, :, ::1] d_ih, floating[:, :, ::1] d_hh,
-                          floating[:, ::1] dh0,  # OUT
-                          const floating *w_t, floating *work) noexcept nogil:
-    """reset="after" for rows lo .. lo+m-1; dh0's rows hold d_h_n on entry and
-    the running gradient at the state throughout. With w_t (W_hh^T, (H, 3H)) given,
-    d_hh W_hh is taken tall, as (W_hh^T d_hh^T)^T, in work ((4H, m) scratch)."""
-    cdef Py_ssize_t T = gates.shape[0], G = gates.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i, b
-    cdef floating *dh = &dh0[lo, 0]
-    cdef floating *d_t = work
-    cdef floating *dh_rec_t = work + G * m
-    cdef floating one = 1
-    for step in range(T):
-        t = step if reverse else T - 1 - step
-        for i in range(m):
-            b = lo + i
-            if t < lengths[b]:
-                _grad_row_after(H, &d_out[t, b, 0], &gates[t, b, 0], &h_prev[t, b, 0],
-                                &aux[t, b, 0], dh + i * H, &d_ih[t, b, 0], &d_hh[t, b, 0])
-            else:
-                memset(&d_ih[t, b, 0], 0, G * sizeof(floating))
-                memset(&d_hh[t, b, 0], 0, G * sizeof(floating))
-        # dh += d_hh W_hh; the zero rows of skipped steps add exactly nothing
-        if w_t != NULL:
-            _times_tall(m, G, H, &d_hh[t, lo, 0], w_t, d_t, dh_rec_t, True, dh)
-        else:
-            gemm(False, False, <int> m, <int> H, <int> G, one, &d_hh[t, lo, 0], <int> G,
-                 &w_hh[0, 0], <int> H, one, dh, <int> H)
-
-
-cdef void _backward_before(Py_ssize_t lo, Py_ssize_t m, bint reverse,
-                           const floating[:, :, ::1] d_out, const floating[:, ::1] w_hh,
-                           const int64_t[::1] lengths, const floating[:, :, ::1] h_prev,
-                           const floating[:, :, ::1] gates,  # IN
-                           floating[:, :, ::1] d_ih, floating[:, ::1] dh0,  # OUT
-                           floating *drh) noexcept nogil:
-    """reset="before" for rows lo .. lo+m-1 (d_hh equals d_ih here); drh is
-    (m, H) scratch for the gradient at r * h."""
-    cdef Py_ssize_t T = gates.shape[0], G = gates.shape[2], H = G // 3
-    cdef Py_ssize_t step, t, i, b
-    cdef floating *dh = &dh0[lo, 0]
-    cdef floating one = 1, zero = 0
-    for step in range(T):
-        t = step if reverse else T - 1 - step
-        for i in range(m):
-            b = lo + i
-            if t < lengths[b]:
-                _grad_row_nz_before(H, &d_out[t, b, 0], &gates[t, b, 0], &h_prev[t, b, 0],
-                                    dh + i * H, &d_ih[t, b, 0])
-            else:
-                memset(&d_ih[t, b, 0], 0, G * sizeof(floating))
-        # drh = dn_pre W_hn
-        gemm(False, False, <int> m, <int> H, <int> H, one, &d_ih[t, lo, 2 * H], <int> G,
-             &w_hh[2 * H, 0], <int> H, zero, drh, <int> H)
-        for i in range(m):
-            b = lo + i
-            if t < lengths[b]:
-                _grad_row_r_before(H, &gates[t, b, 0], &h_prev[t, b, 0], drh + i * H,
-                                   dh + i * H, &d_ih[t, b, 0])
-        # dh += d_rz W_hr,hz
-        gemm(False, False, <int> m, <int> H, <int> (2 * H), one, &d_ih[t, lo, 0], <int> G,
-             &w_hh[0, 0], <int> H, one, dh, <int> H)
-
-
-cdef int _threads_for(Py_ssize_t n_blocks):
-    cdef int n = _n_threads if _n_threads > 0 else omp_get_max_threads()
-    return <int> min(n, max(n_blocks, 1))
-
-
-cdef tuple _dims(const Py_ssize_t *shape, int ndim):
-    return tuple([shape[k] for k in range(ndim)])
-
-
-def _expect(name, got, want):
-    if got != want:
-        raise ValueError(f"{name} must have shape {want}, got {got}")
-
-
-def forward_steps(floating[:, :, ::1] xg not None, const floating[:, ::1] h0 not None,
-                  const floating[:, ::1] w_hh not None, const floating[::1] b_hh not None,
-                  const int64_t[::1] lengths not None, bint reverse, bint reset_after,
-                  Py_ssize_t rows, bint tall,  # IN
-                  floating[:, :, ::1] out not None, floating[:, ::1] h_n not None,
-                  floating[:, :, ::1] h_prev not None, floating[:, :, ::1] aux not None):  # OUT
-    """Run the recurrence over all T steps.
-
-    xg : (T, B, 3H) IN/OUT, x W_ih^T + b_ih on entry, the activated gates r, z, n on exit
-    h0 : (B, H), w_hh : (3H, H), b_hh : (3H,), lengths : (B,) int64 IN
-    rows : rows per block, from the shapes alone (never the thread count) IN
-    tall : reset="after" only: take h W_hh^T as (W_hh h^T)^T
-        (``fastgru.backends._blas.tall_product``) IN
-    out : (T, B, H), h_n : (B, H) OUT
-    h_prev, aux : (T, B, H) OUT, the cache (see ``fastgru.backends.reference.forward``),
-        or both (0, B, H) when not kept. On steps past a sequence's length (which
-        backward skips) xg keeps the projection and aux is 0.
-    All arrays C-contiguous and of one float dtype.
-    """
-    cdef Py_ssize_t T = xg.shape[0], B = xg.shape[1], G = xg.shape[2], H = G // 3
-    if rows < 1:
-        raise ValueError(f"rows must be >= 1, got {rows}")
-    cdef Py_ssize_t n_blocks = (B + rows - 1) // rows, blk, lo, m
-    if H < 1 or G != 3 * H:
-        raise ValueError(f"xg must have shape (T, B, 3*H) with H >= 1, got {_dims(xg.shape, 3)}")
-    _expect("h0", _dims(h0.shape, 2), (B, H))
-    _expect("w_hh", _dims(w_hh.shape, 2), (G, H))
-    _expect("b_hh", _dims(b_hh.shape, 1), (G,))
-    _expect("lengths", _dims(lengths.shape, 1), (B,))
-    _expect("out", _dims(out.shape, 3), (T, B, H))
-    _expect("h_n", _dims(h_n.shape, 2), (B, H))
-    cdef bint keep = h_prev.shape[0] == T and T > 0
-    if _dims(h_prev.shape, 3) not in ((T, B, H), (0, B, H)):
-        raise ValueError(f"h_prev must have shape {(T, B, H)} (cache kept) or {(0, B, H)}, "
-                         f"got {_dims(h_prev.shape, 3)}")
-    _expect("aux", _dims(aux.shape, 3), _dims(h_prev.shape, 3))
-    # W_hh^T, C-ordered, so that each per-step product is a plain C x C GEMM;
-    # then (B, 4H) of per-row scratch (a block uses its own rows), twice that
-    # for the tall product.
-    tall = tall and reset_after
-    cdef Py_ssize_t per_row = 8 * H if tall else 4 * H
-    cdef floating *w_t = <floating *> malloc((G * H + B * per_row) * sizeof(floating))
-    cdef floating *work = w_t + G * H
-    cdef const floating *w = &w_hh[0, 0] if tall else NULL
-    cdef Py_ssize_t i, j
-    if w_t == NULL:
-        raise MemoryError()
-    cdef int n_threads = _threads_for(n_blocks)
-    try:
-        with nogil:
-            for i in range(G):
-                for j in range(H):
-                    w_t[j * G + i] = w_hh[i, j]
-            for blk in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
-                lo = blk * rows
-                m = min(rows, B - lo)
-                memmove(&h_n[lo, 0], &h0[lo, 0], m * H * sizeof(floating))  # may alias
-                if reset_after:
-                    _forward_after(lo, m, reverse, keep, xg, w_t, w, b_hh, lengths,
-                                   out, h_n, h_prev, aux, work + lo * per_row)
-                else:
-                    _forward_before(lo, m, reverse, keep, xg, w_t, b_hh, lengths,
-                                    out, h_n, h_prev, aux, work + lo * per_row)
-    finally:
-        free(w_t)
-
-
-def backward_steps(const floating[:, :, ::1] d_out not None, const floating[:, ::1] d_h_n not None,
-                   const floating[:, ::1] w_hh not None, const int64_t[::1] lengths not None,
-                   bint reverse, bint reset_after, Py_ssize_t rows, bint tall,  # IN
-                   const floating[:, :, ::1] h_prev not None, const floating[:, :, ::1] gates not None,
-                   const floating[:, :, ::1] aux not None,  # IN: the forward cache
-                   floating[:, :, ::1] d_ih not None, floating[:, :, ::1] d_hh not None,
-                   floating[:, ::1] dh0 not None):  # OUT
-    """Walk time backwards.
-
-    d_out : (T, B, H), d_h_n : (B, H), w_hh : (3H, H), lengths : (B,) int64 IN
-    rows : rows per block, as given to ``forward_steps`` IN
-    tall : reset="after" only: take d_hh W_hh as (W_hh^T d_hh^T)^T IN
-    h_prev, gates, aux : the cache ``forward_steps`` filled IN
-    d_ih : (T, B, 3H) OUT, the pre-activation gate gradients (r, z, n), 0 on skipped steps
-    d_hh : (T, B, 3H) OUT, the same with the gradient at W_hn's output in the n part;
-        for reset="before" it equals d_ih: pass d_ih itself to skip the copy
-    dh0 : (B, H) OUT
-    """
-    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], G = gates.shape[2], H = G // 3
-    if rows < 1:
-        raise ValueError(f"rows must be >= 1, got {rows}")
-    cdef Py_ssize_t n_blocks = (B + rows - 1) // rows, blk, lo, m
-    if H < 1 or G != 3 * H:
-        raise ValueError(f"gates must have shape (T, B, 3*H) with H >= 1, got {_dims(gates.shape, 3)}")
-    _expect("d_out", _dims(d_out.shape, 3), (T, B, H))
-    _expect("d_h_n", _dims(d_h_n.shape, 2), (B, H))
-    _expect("w_hh", _dims(w_hh.shape, 2), (G, H))
-    _expect("lengths", _dims(lengths.shape, 1), (B,))
-    _expect("h_prev", _dims(h_prev.shape, 3), (T, B, H))
-    _expect("aux", _dims(aux.shape, 3), (T, B, H))
-    _expect("d_ih", _dims(d_ih.shape, 3), (T, B, G))
-    _expect("d_hh", _dims(d_hh.shape, 3), (T, B, G))
-    _expect("dh0", _dims(dh0.shape, 2), (B, H))
-    tall = tall and reset_after
-    # scratch: (B, H) for reset="before"'s drh; W_hh^T and (B, 4H) for the tall product
-    cdef Py_ssize_t size = G * H + B * 4 * H if tall else B * H
-    cdef floating *drh = <floating *> malloc(max(size, 1) * sizeof(floating))
-    if drh == NULL:
-        raise MemoryError()
-    cdef floating *w_t = drh if tall else NULL
-    cdef Py_ssize_t i, j
-    if tall:
-        for i in range(G):
-            for j in range(H):
-                w_t[j * G + i] = w_hh[i, j]
-    cdef int n_threads = _threads_for(n_blocks)
-    try:
-        with nogil:
-            for blk in prange(n_blocks, schedule="dynamic", num_threads=n_threads):
-                lo = blk * rows
-                m = min(rows, B - lo)
-                memmove(&dh0[lo, 0], &d_h_n[lo, 0], m * H * sizeof(floating))  # may alias
-                if reset_after:
-                    _backward_after(lo, m, reverse, d_out, w_hh, lengths, h_prev, gates, aux,
-                                    d_ih, d_hh, dh0, w_t,
-                                    drh + G * H + lo * 4 * H if tall else NULL)
-                else:
-                    _backward_before(lo, m, reverse, d_out, w_hh, lengths, h_prev, gates,
-                                     d_ih, dh0, drh + lo * H)
-    finally:
-        free(drh)
-    if not reset_after and T > 0 and B > 0 and &d_hh[0, 0, 0] != &d_ih[0, 0, 0]:
-        d_hh[...] = d_ih
-
-
-def step(const floating[:, ::1] x not None, const floating[:, ::1] h not None,
-         const floating[:, ::1] w_ih not None, const floating[:, ::1] w_hh not None,
-         const floating[::1] b_ih not None, const floating[::1] b_hh not None,
-         bint reset_after,  # IN
-         floating[:, ::1] out not None):  # OUT
-    """One step for a few rows (GRUCell), serial: the contract of
-    ``fastgru.backends.reference.step``. Two GEMMs over all rows (three for
-    reset="before") and the recurrence's own row loops; no OpenMP region, no
-    projection pass and no BLAS thread limit, which would all cost more than a
-    streaming step itself (29 us through forward_steps against ~3 us here, B=1, H=64).
-
-    x : (B, I), h : (B, H), w_ih : (3H, I), w_hh : (3H, H), b_ih, b_hh : (3H,) IN
-    out : (B, H) OUT, the next state
-    """
-    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], I = x.shape[1], G = 3 * H
-    if H < 1:
-        raise ValueError(f"h must have shape (B, H) with H >= 1, got {_dims(h.shape, 2)}")
-    _expect("x", _dims(x.shape, 2), (B, I))
-    _expect("w_ih", _dims(w_ih.shape, 2), (G, I))
-    _expect("w_hh", _dims(w_hh.shape, 2), (G, H))
-    _expect("b_ih", _dims(b_ih.shape, 1), (G,))
-    _expect("b_hh", _dims(b_hh.shape, 1), (G,))
-    _expect("out", _dims(out.shape, 2), (B, H))
-    if B == 0:
+cdef void _project(const floating[:, ::1] x, const floating[:, :, ::1] wp,
+                 const floating[::1] b, floating[:, ::1] xg,
+                 int tid, int nthreads, int64_t[::1] sync) noexcept:
+    """xg (N, Gp) := x (N, I) W_ih^T + b, rows cut into fixed pieces; wp is W_ih^T
+    packed ((Gp / NR), I, NR); Gp is 3H rounded up to NR."""
+    cdef Py_ssize_t N = x.shape[0], I = x.shape[1], G = b.shape[0], Gp = xg.shape[1]
+    cdef Py_ssize_t pieces, lo, hi, p, r0, m, i, j
+    cdef floating *xgp = &xg[0, 0]
+    cdef floating *row
+    cdef Py_ssize_t NR = _nr(xgp)
+    if nthreads <= 0:
         return
-    # per row: g (3H) the input gates, hh (3H) h W_hh^T, rh (H) r * h
-    cdef floating *work = <floating *> malloc(B * 7 * H * sizeof(floating))
-    if work == NULL:
-        raise MemoryError()
-    cdef floating *g = work
-    cdef floating *hh = work + B * G
-    cdef floating *rh = work + 2 * B * G
-    cdef floating one = 1, zero = 0
-    cdef Py_ssize_t b, j
-    try:
-        with nogil:
-            for b in range(B):
-                memcpy(g + b * G, &b_ih[0], G * sizeof(floating))
-            if I > 0:
-                gemm(False, True, <int> B, <int> G, <int> I, one, &x[0, 0], <int> I,
-                     &w_ih[0, 0], <int> I, one, g, <int> G)
-            # the state is updated in place by the row loops: start from a copy in out
-            memcpy(&out[0, 0], &h[0, 0], B * H * sizeof(floating))
-            if reset_after:
-                gemm(False, True, <int> B, <int> G, <int> H, one, &h[0, 0], <int> H,
-                     &w_hh[0, 0], <int> H, zero, hh, <int> G)
-                for b in range(B):
-                    _row_after(H, g + b * G, hh + b * G, &b_hh[0], &out[b, 0], &out[b, 0])
-            else:
-                gemm(False, True, <int> B, <int> (2 * H), <int> H, one, &h[0, 0], <int> H,
-                     &w_hh[0, 0], <int> H, zero, hh, <int> G)
-                for b in range(B):
-                    _row_rz_before(H, g + b * G, hh + b * G, &b_hh[0], &h[b, 0], rh + b * H)
-                gemm(False, True, <int> B, <int> H, <int> H, one, rh, <int> H,
-                     &w_hh[2 * H, 0], <int> H, zero, hh + 2 * H, <int> G)
-                for b in range(B):
-                    _row_n_before(H, g + b * G, hh + b * G + 2 * H, &b_hh[0], &out[b, 0],
-                                  &out[b, 0])
-    finally:
-        free(work)
+    with nogil:
+        pieces = (N + _PROJECT_ROWS - 1) // _PROJECT_ROWS
+        _span(pieces, tid, nthreads, &lo, &hi)
+        for p in range(lo, hi):
+            r0 = p * _PROJECT_ROWS
+            m = (N if N < r0 + _PROJECT_ROWS else r0 + _PROJECT_ROWS) - r0
+            _product(&x[0, 0], r0 * I, I, m, &wp[0, 0, 0], 0, Gp // NR, I,
+                     xgp + r0 * Gp, Gp, _K_BLOCK)
+            for i in range(r0, r0 + m):
+                row = xgp + i * Gp
+                for j in range(G):
+                    row[j] += b[j]
+
+
+cdef void _forward(const floating[:, :, ::1] xg, const floating[:, :, ::1] wf,
+                 const floating[::1] b_hh, const int64_t[::1] lengths,
+                 bint reverse, bint reset_after, bint keep, Py_ssize_t rows, Py_ssize_t U,
+                 floating[:, :, ::1] hbuf, floating[:, ::1] rh, floating[:, :, ::1] scratch,
+                 floating[:, :, ::1] out, floating[:, :, ::1] h_prev,
+                 floating[:, :, ::1] gates, floating[:, :, ::1] aux,
+                 int tid, int nthreads, int64_t[::1] sync) noexcept:
+    """The recurrence. xg (T, B, Gp): the projection; wf: W_hh packed per chunk
+    (_layout.pack_forward); hbuf (2, B, H): the state, double-buffered (step s reads
+    hbuf[s % 2] and writes hbuf[1 - s % 2]); rh (B, H): r * h for reset="before";
+    scratch (pieces, rows, 3U). out (T, B, H); when keep, h_prev, gates (T, B, 3H)
+    and aux (hn_lin, or r * h) are filled for backward."""
+    cdef Py_ssize_t T = xg.shape[0], B = xg.shape[1], Gp = xg.shape[2]
+    cdef Py_ssize_t H = hbuf.shape[2]
+    cdef Py_ssize_t chunks, row_blocks, lo, hi, tiles, s, t, cur, p, ch, r0, m, u0, nu
+    cdef Py_ssize_t i, j, b, U3 = 3 * U
+    cdef const floating *xgp = &xg[0, 0, 0]
+    cdef const floating *wfp = &wf[0, 0, 0]
+    cdef const floating *bh = &b_hh[0]
+    cdef const int64_t *lens = &lengths[0]
+    cdef floating *hflat = &hbuf[0, 0, 0]
+    cdef floating *rhf = &rh[0, 0]
+    cdef floating *scrp = &scratch[0, 0, 0]
+    cdef floating *outp = &out[0, 0, 0]
+    cdef floating *hpp = &h_prev[0, 0, 0]
+    cdef floating *gp = &gates[0, 0, 0]
+    cdef floating *axp = &aux[0, 0, 0]
+    cdef int64_t *syncp = &sync[0]
+    cdef Py_ssize_t NR = _nr(hflat)
+    cdef floating *h
+    cdef floating *h_new
+    cdef floating *sf
+    cdef floating *hh
+    cdef floating *hr
+    cdef floating *hw
+    cdef floating *o
+    cdef floating *gk
+    cdef floating *ak
+    cdef floating *hk
+    cdef floating *rhr
+    cdef const floating *g
+    cdef floating z, n, v, one = 1
+    if rows <= 0 or U <= 0 or nthreads <= 0:   # nothing to do (B = 0), and no division by 0
+        return
+    with nogil:
+        chunks = (H + U - 1) // U
+        row_blocks = (B + rows - 1) // rows
+        _span(chunks * row_blocks, tid, nthreads, &lo, &hi)
+        tiles = U // NR
+        for s in range(T):
+            t = T - 1 - s if reverse else s
+            cur = s % 2
+            h = hflat + cur * B * H
+            h_new = hflat + (1 - cur) * B * H
+            for p in range(lo, hi):
+                ch = p // row_blocks
+                r0 = (p % row_blocks) * rows
+                m = (B if B < r0 + rows else r0 + rows) - r0
+                u0 = ch * U
+                nu = (H if H < u0 + U else u0 + U) - u0
+                sf = scrp + p * rows * U3
+                _product(hflat, cur * B * H + r0 * H, H, m, wfp, ch * 3 * tiles,
+                         3 * tiles if reset_after else 2 * tiles, H, sf, U3, H)
+                for i in range(m):
+                    b = r0 + i
+                    g = xgp + (t * B + b) * Gp
+                    hh = sf + i * U3
+                    hr = h + b * H + u0
+                    for j in range(nu):
+                        hh[j] = sigmoid_(g[u0 + j] + hh[j] + bh[u0 + j])
+                    for j in range(nu):
+                        hh[U + j] = sigmoid_(g[H + u0 + j] + hh[U + j] + bh[H + u0 + j])
+                    if reset_after:
+                        for j in range(nu):
+                            hh[2 * U + j] = hh[2 * U + j] + bh[2 * H + u0 + j]
+                        hw = h_new + b * H + u0
+                        o = outp + (t * B + b) * H + u0
+                        if t < lens[b]:
+                            if keep:
+                                gk = gp + (t * B + b) * 3 * H + u0
+                                ak = axp + (t * B + b) * H + u0
+                                for j in range(nu):
+                                    z = hh[U + j]
+                                    n = tanh_(g[2 * H + u0 + j] + hh[j] * hh[2 * U + j])
+                                    v = (one - z) * n + z * hr[j]
+                                    hw[j] = v
+                                    o[j] = v
+                                    gk[j] = hh[j]
+                                    gk[H + j] = z
+                                    gk[2 * H + j] = n
+                                    ak[j] = hh[2 * U + j]
+                            else:
+                                for j in range(nu):
+                                    z = hh[U + j]
+                                    n = tanh_(g[2 * H + u0 + j] + hh[j] * hh[2 * U + j])
+                                    v = (one - z) * n + z * hr[j]
+                                    hw[j] = v
+                                    o[j] = v
+                        else:   # past the end: state frozen, output 0
+                            for j in range(nu):
+                                hw[j] = hr[j]
+                                o[j] = 0
+                            if keep:
+                                gk = gp + (t * B + b) * 3 * H + u0
+                                ak = axp + (t * B + b) * H + u0
+                                for j in range(nu):
+                                    gk[j] = 0
+                                    gk[H + j] = 0
+                                    gk[2 * H + j] = 0
+                                    ak[j] = 0
+                        if keep:
+                            hk = hpp + (t * B + b) * H + u0
+                            for j in range(nu):
+                                hk[j] = hr[j]
+                    else:
+                        rhr = rhf + b * H + u0
+                        for j in range(nu):
+                            rhr[j] = hh[j] * hr[j]
+            if not reset_after:
+                barrier(syncp, nthreads)    # the n product needs all of r * h
+                for p in range(lo, hi):
+                    ch = p // row_blocks
+                    r0 = (p % row_blocks) * rows
+                    m = (B if B < r0 + rows else r0 + rows) - r0
+                    u0 = ch * U
+                    nu = (H if H < u0 + U else u0 + U) - u0
+                    sf = scrp + p * rows * U3
+                    _product(rhf, r0 * H, H, m, wfp, ch * 3 * tiles + 2 * tiles, tiles, H,
+                             sf + 2 * U, U3, H)
+                    for i in range(m):
+                        b = r0 + i
+                        g = xgp + (t * B + b) * Gp
+                        hh = sf + i * U3
+                        hr = h + b * H + u0
+                        hw = h_new + b * H + u0
+                        o = outp + (t * B + b) * H + u0
+                        if t < lens[b]:
+                            if keep:
+                                gk = gp + (t * B + b) * 3 * H + u0
+                                ak = axp + (t * B + b) * H + u0
+                                rhr = rhf + b * H + u0
+                                for j in range(nu):
+                                    z = hh[U + j]
+                                    n = tanh_(g[2 * H + u0 + j] + hh[2 * U + j]
+                                              + bh[2 * H + u0 + j])
+                                    v = (one - z) * n + z * hr[j]
+                                    hw[j] = v
+                                    o[j] = v
+                                    gk[j] = hh[j]
+                                    gk[H + j] = z
+                                    gk[2 * H + j] = n
+                                    ak[j] = rhr[j]
+                            else:
+                                for j in range(nu):
+                                    z = hh[U + j]
+                                    n = tanh_(g[2 * H + u0 + j] + hh[2 * U + j]
+                                              + bh[2 * H + u0 + j])
+                                    v = (one - z) * n + z * hr[j]
+                                    hw[j] = v
+                                    o[j] = v
+                        else:
+                            for j in range(nu):
+                                hw[j] = hr[j]
+                                o[j] = 0
+                            if keep:
+                                gk = gp + (t * B + b) * 3 * H + u0
+                                ak = axp + (t * B + b) * H + u0
+                                for j in range(nu):
+                                    gk[j] = 0
+                                    gk[H + j] = 0
+                                    gk[2 * H + j] = 0
+                                    ak[j] = 0
+                        if keep:
+                            hk = hpp + (t * B + b) * H + u0
+                            for j in range(nu):
+                                hk[j] = hr[j]
+            barrier(syncp, nthreads)
+
+
+def project_team(const floating[:, ::1] x, const floating[:, :, ::1] wp,
+                 const floating[::1] b, floating[:, ::1] xg,
+                 int tid, int nthreads, int64_t[::1] sync):
+    """xg (N, Gp) := x (N, I) W_ih^T + b (see _project)."""
+    _project(x, wp, b, xg, tid, nthreads, sync)
+
+
+def forward_team(const floating[:, :, ::1] xg, const floating[:, :, ::1] wf,
+                 const floating[::1] b_hh, const int64_t[::1] lengths,
+                 bint reverse, bint reset_after, bint keep, Py_ssize_t rows, Py_ssize_t U,
+                 floating[:, :, ::1] hbuf, floating[:, ::1] rh, floating[:, :, ::1] scratch,
+                 floating[:, :, ::1] out, floating[:, :, ::1] h_prev,
+                 floating[:, :, ::1] gates, floating[:, :, ::1] aux,
+                 int tid, int nthreads, int64_t[::1] sync):
+    """The recurrence (see _forward)."""
+    _forward(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U, hbuf, rh, scratch,
+             out, h_prev, gates, aux, tid, nthreads, sync)
+
+
+def step(const floating[:, ::1] x, const floating[:, ::1] h, const floating[:, :, ::1] wp_ih,
+         const floating[:, :, ::1] wf, const floating[::1] b_ih, const floating[::1] b_hh,
+         bint reset_after, Py_ssize_t U, floating[:, ::1] out):
+    """One step of B rows on the calling thread: the projection and one recurrence
+    step of the team kernels, run as a team of one (GRUCell). out (B, H) OUT."""
+    cdef Py_ssize_t B = h.shape[0], H = h.shape[1], G = 3 * H
+    cdef Py_ssize_t NR = _nr(&out[0, 0])
+    cdef Py_ssize_t rows = (B + 3) // 4 * 4, chunks = (H + U - 1) // U
+    dt = np.float32 if NR == 16 else np.float64
+    cdef int64_t[::1] sync = np.zeros(16, np.int64)
+    cdef floating[:, :, ::1] xg = np.empty((1, B, (G + NR - 1) // NR * NR), dt)
+    cdef floating[:, :, ::1] hbuf = np.empty((2, B, H), dt)
+    hbuf[0, :, :] = h
+    cdef floating[:, :, ::1] none = np.empty((0, B, H), dt)
+    cdef floating[:, :, ::1] no_gates = np.empty((0, B, G), dt)
+    cdef floating[:, ::1] rh = np.zeros((B, H), dt)
+    cdef floating[:, :, ::1] scratch = np.zeros((chunks, rows, 3 * U), dt)
+    cdef floating[:, :, ::1] out3 = np.asarray(out).reshape(1, B, H)
+    cdef int64_t[::1] lengths = np.ones(B, np.int64)
+    _project(x, wp_ih, b_ih, xg[0], 0, 1, sync)
+    _forward(xg, wf, b_hh, lengths, False, reset_after, False, rows, U,
+             hbuf, rh, scratch, out3, none, no_gates, none, 0, 1, sync)
+
+def backward_team(const floating[:, :, ::1] d_out, const floating[:, :, ::1] wb,
+                  const int64_t[::1] lengths, bint reverse, bint reset_after,
+                  Py_ssize_t rows, Py_ssize_t U,
+                  const floating[:, :, ::1] h_prev, const floating[:, :, ::1] gates,
+                  const floating[:, :, ::1] aux,
+                  floating[:, ::1] dh, floating[:, ::1] dh_dir, floating[:, :, ::1] scratch,
+                  floating[:, :, ::1] d_ih, floating[:, :, ::1] d_hh,
+                  int tid, int nthreads, int64_t[::1] sync):
+    """Backpropagation through time with the forward's pieces. wb: W_hh packed per
+    chunk (_layout.pack_backward); dh (B, H) holds d_h_n on entry, dh0 on exit;
+    dh_dir (B, H): the direct part dh_t * z; scratch (nthreads, rows, U). Writes the
+    pre-activation gradients d_ih and d_hh (T, B, 3H; d_hh is d_ih for
+    reset="before"), zero on padded steps."""
+    cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], G = gates.shape[2]
+    cdef Py_ssize_t H = G // 3
+    cdef Py_ssize_t chunks, row_blocks, lo, hi, tiles, s, t, p, ch, r0, m, u0, nu
+    cdef Py_ssize_t i, j, b, K, row3, row1
+    cdef const floating *dop = &d_out[0, 0, 0]
+    cdef const floating *wbp = &wb[0, 0, 0]
+    cdef const int64_t *lens = &lengths[0]
+    cdef const floating *hpp = &h_prev[0, 0, 0]
+    cdef const floating *gp = &gates[0, 0, 0]
+    cdef const floating *axp = &aux[0, 0, 0]
+    cdef floating *dhp = &dh[0, 0]
+    cdef floating *ddp = &dh_dir[0, 0]
+    cdef floating *d_ihf = &d_ih[0, 0, 0]
+    cdef floating *d_hhf = &d_hh[0, 0, 0]
+    cdef floating *sf = &scratch[tid, 0, 0]
+    cdef int64_t *syncp = &sync[0]
+    cdef Py_ssize_t NR = _nr(sf)
+    cdef const floating *gk
+    cdef const floating *hk
+    cdef const floating *ak
+    cdef const floating *dok
+    cdef floating *dhr
+    cdef floating *ddr
+    cdef floating *di
+    cdef floating *dd
+    cdef floating r, z, n, dh_t, dn, dz, dr, drh, one = 1
+    if rows <= 0 or U <= 0 or nthreads <= 0:
+        return
+    with nogil:
+        chunks = (H + U - 1) // U
+        row_blocks = (B + rows - 1) // rows
+        _span(chunks * row_blocks, tid, nthreads, &lo, &hi)
+        tiles = U // NR
+        for s in range(T):
+            t = s if reverse else T - 1 - s
+            for p in range(lo, hi):   # the gate gradients of this piece's units
+                ch = p // row_blocks
+                r0 = (p % row_blocks) * rows
+                m = (B if B < r0 + rows else r0 + rows) - r0
+                u0 = ch * U
+                nu = (H if H < u0 + U else u0 + U) - u0
+                for b in range(r0, r0 + m):
+                    row3 = (t * B + b) * G + u0
+                    row1 = (t * B + b) * H + u0
+                    gk = gp + row3
+                    hk = hpp + row1
+                    ak = axp + row1
+                    dok = dop + row1
+                    dhr = dhp + b * H + u0
+                    ddr = ddp + b * H + u0
+                    di = d_ihf + row3
+                    dd = d_hhf + row3
+                    if t < lens[b]:
+                        if reset_after:
+                            for j in range(nu):
+                                r = gk[j]
+                                z = gk[H + j]
+                                n = gk[2 * H + j]
+                                dh_t = dhr[j] + dok[j]
+                                dn = dh_t * (one - z) * (one - n * n)
+                                dz = dh_t * (hk[j] - n) * z * (one - z)
+                                ddr[j] = dh_t * z
+                                di[H + j] = dz
+                                di[2 * H + j] = dn
+                                dr = dn * ak[j] * r * (one - r)
+                                di[j] = dr
+                                dd[j] = dr
+                                dd[H + j] = dz
+                                dd[2 * H + j] = dn * r
+                        else:
+                            for j in range(nu):
+                                z = gk[H + j]
+                                n = gk[2 * H + j]
+                                dh_t = dhr[j] + dok[j]
+                                dn = dh_t * (one - z) * (one - n * n)
+                                dz = dh_t * (hk[j] - n) * z * (one - z)
+                                ddr[j] = dh_t * z
+                                di[H + j] = dz
+                                di[2 * H + j] = dn
+                    else:
+                        for j in range(nu):
+                            ddr[j] = dhr[j]
+                            di[j] = 0
+                            di[H + j] = 0
+                            di[2 * H + j] = 0
+                            dd[j] = 0
+                            dd[H + j] = 0
+                            dd[2 * H + j] = 0
+            barrier(syncp, nthreads)
+            if not reset_after:   # r's gradient needs drh = dn_pre W_hn over all units
+                for p in range(lo, hi):
+                    ch = p // row_blocks
+                    r0 = (p % row_blocks) * rows
+                    m = (B if B < r0 + rows else r0 + rows) - r0
+                    u0 = ch * U
+                    nu = (H if H < u0 + U else u0 + U) - u0
+                    # rows 2H..3H of each packed tile: the n gate's
+                    _product_rows(d_ihf, (t * B + r0) * G + 2 * H, G, m, wbp, ch * tiles,
+                                  tiles, G, 2 * H, H, sf, U)
+                    for i in range(m):
+                        b = r0 + i
+                        if t < lens[b]:
+                            row3 = (t * B + b) * G + u0
+                            row1 = (t * B + b) * H + u0
+                            gk = gp + row3
+                            hk = hpp + row1
+                            di = d_ihf + row3
+                            ddr = ddp + b * H + u0
+                            for j in range(nu):
+                                r = gk[j]
+                                drh = sf[i * U + j]
+                                di[j] = drh * hk[j] * r * (one - r)
+                                ddr[j] += drh * r
+                barrier(syncp, nthreads)
+            K = G if reset_after else 2 * H
+            for p in range(lo, hi):   # dh for this piece's units: direct + d W_hh
+                ch = p // row_blocks
+                r0 = (p % row_blocks) * rows
+                m = (B if B < r0 + rows else r0 + rows) - r0
+                u0 = ch * U
+                nu = (H if H < u0 + U else u0 + U) - u0
+                _product_rows(d_hhf, (t * B + r0) * G, G, m, wbp, ch * tiles, tiles, G, 0, K,
+                              sf, U)
+                for i in range(m):
+                    b = r0 + i
+                    dhr = dhp + b * H + u0
+                    ddr = ddp + b * H + u0
+                    if t < lens[b]:
+                        for j in range(nu):
+                            dhr[j] = ddr[j] + sf[i * U + j]
+                    else:
+                        for j in range(nu):
+                            dhr[j] = ddr[j]
+
+
+def dx_team(const floating[:, ::1] d_ih, const floating[:, :, ::1] wp,
+            floating[:, ::1] dx, floating[:, :, ::1] scratch,
+            int tid, int nthreads, int64_t[::1] sync):
+    """dx (N, I) := d_ih (N, G) W_ih; wp is W_ih packed ((Ip / NR), G, NR);
+    scratch (nthreads, PROJECT_ROWS, Ip) holds each piece's padded rows."""
+    cdef Py_ssize_t N = d_ih.shape[0], G = d_ih.shape[1], I = dx.shape[1]
+    cdef Py_ssize_t Ip = scratch.shape[2]
+    cdef Py_ssize_t pieces, lo, hi, p, r0, m, i, j
+    cdef floating *sf = &scratch[tid, 0, 0]
+    cdef floating *dxp = &dx[0, 0]
+    cdef Py_ssize_t NR = _nr(sf)
+    if nthreads <= 0:
+        return
+    with nogil:
+        pieces = (N + _PROJECT_ROWS - 1) // _PROJECT_ROWS
+        _span(pieces, tid, nthreads, &lo, &hi)
+        for p in range(lo, hi):
+            r0 = p * _PROJECT_ROWS
+            m = (N if N < r0 + _PROJECT_ROWS else r0 + _PROJECT_ROWS) - r0
+            _product(&d_ih[0, 0], r0 * G, G, m, &wp[0, 0, 0], 0, Ip // NR, G, sf, Ip, _K_BLOCK)
+            for i in range(m):
+                for j in range(I):
+                    dxp[(r0 + i) * I + j] = sf[i * Ip + j]
+
+
+def sums_team(const floating[:, ::1] d, const floating[:, :, ::1] xp,
+              const floating[:, :, ::1] xp_n, Py_ssize_t n_split, Py_ssize_t chunk,
+              double[:, ::1] part, floating[:, :, ::1] tile_buf,
+              int tid, int nthreads, int64_t[::1] sync):
+    """Weight and bias gradients: part[c, :] (float64, (G, Ip + 1)) := sum over
+    the N rows of d[n, c] * x[n, :] and of d[n, c] (the bias). x is packed
+    ((Ip / NR), N, NR) with padded steps zeroed; for gate rows c >= n_split the
+    second operand xp_n is used instead (reset="before": W_hn acts on r * h).
+    Each chain runs over `chunk` rows in d's precision, the chunks added in
+    float64; pieces are groups of 4 gate rows."""
+    cdef Py_ssize_t N = d.shape[0], G = d.shape[1], tiles = xp.shape[0]
+    cdef Py_ssize_t groups, lo, hi, q, c0, m, i, j, l, side, a, e, n0, kn, c, nn, Ip
+    cdef const floating *df = &d[0, 0]
+    cdef const floating *xf
+    cdef const floating *xpf = &xp[0, 0, 0]
+    cdef const floating *xnf = &xp_n[0, 0, 0]
+    cdef floating *bf = &tile_buf[tid, 0, 0]
+    cdef double *pp = &part[0, 0]
+    cdef Py_ssize_t NR = _nr(bf)
+    cdef Py_ssize_t ld = part.shape[1]
+    cdef double sm   # float64, as in the Numba twin (there d[n0, c] * 0 is float64)
+    if nthreads <= 0:
+        return
+    with nogil:
+        Ip = tiles * NR
+        if chunk <= 0:
+            chunk = N if N > 0 else 1
+        groups = (G + 3) // 4
+        _span(groups, tid, nthreads, &lo, &hi)
+        for q in range(lo, hi):
+            c0 = q * 4
+            m = (G if G < c0 + 4 else c0 + 4) - c0
+            for i in range(m):
+                for j in range(Ip + 1):
+                    pp[(c0 + i) * ld + j] = 0.0
+            # a group must not straddle n_split: split it
+            for side in range(2):
+                if side == 0:
+                    a = c0
+                    e = n_split if n_split < c0 + m else c0 + m
+                else:
+                    a = n_split if n_split < c0 + m else c0 + m
+                    a = c0 if c0 > a else a
+                    e = c0 + m
+                if e <= a:
+                    continue
+                xf = xpf if a < n_split else xnf
+                n0 = 0
+                while n0 < N:
+                    kn = (N if N < n0 + chunk else n0 + chunk) - n0
+                    for j in range(tiles):
+                        _tile(e - a, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR,
+                              bf, 0, NR, kn, False)
+                        for i in range(e - a):
+                            for l in range(NR):
+                                pp[(a + i) * ld + j * NR + l] += bf[i * NR + l]
+                    n0 += chunk
+            for i in range(m):    # the bias: the same chains over the same chunks
+                c = c0 + i
+                n0 = 0
+                while n0 < N:
+                    sm = <double> df[n0 * G + c] * 0
+                    for nn in range(n0, (N if N < n0 + chunk else n0 + chunk)):
+                        sm = sm + df[nn * G + c]
+                    pp[c * ld + Ip] += sm
+                    n0 += chunk

@@ -1,45 +1,15 @@
-"""Cython backend: the adapter to the compiled kernels in ``fastgru_ext``.
+"""Cython backend: fastgru's engine (``_engine``) on the C kernels of
+``fastgru_ext._gru``, the twins of the Numba backend's (same pieces, same
+product chains, same exp: the same bits)."""
+from fastgru_ext import _gru
 
-The same split of the work as the Numba backend: the input projection and the
-weight gradients are large GEMMs in NumPy (``_blas``); the recurrence runs in
-``fastgru_ext._gru``, whose OpenMP threads each walk a block of batch rows
-through all T steps. All of it runs under ``_blas.exclusive()``: BLAS held to one
-thread, so that it does not fight the OpenMP threads, and results do not depend
-on the thread count.
+from . import _engine, _layout
 
-The kernels' thread count: ``fastgru_ext._gru.set_num_threads(n)`` (None for
-OpenMP's default); it never changes the results.
-"""
-import numpy as np
+if (_gru.PROJECT_ROWS, _gru.K_BLOCK) != (_layout.PROJECT_ROWS, _layout.K_BLOCK):
+    raise ImportError("fastgru_ext._gru was built for another fastgru: rebuild it "
+                      "(python setup.py build_ext --inplace, or pip install .)")
 
-from . import _blas
-
-with _blas.openmp_loading():   # the extension links libgomp: it loads here
-    from fastgru_ext import _gru
-
-
-def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
-            out, h_n, h_prev, gates, aux):
-    """Same contract as ``reference.forward``."""
-    def recurrence(xg, rows):
-        _gru.forward_steps(xg, h0, w_hh, b_hh, lengths, reverse, reset_after, rows,
-                           _blas.tall_product(w_hh.shape[1], rows), out, h_n, h_prev, aux)
-    _blas.forward_frame(x, w_ih, b_ih, gates, h_prev.shape[0] == x.shape[0], recurrence)
-
-
-def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out):
-    """Same contract as ``reference.step``: one serial step (GRUCell), with BLAS at
-    one thread (its results would otherwise follow BLAS's thread count)."""
-    with _blas.exclusive():
-        _gru.step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out)
-
-
-def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
-             h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
-    """Same contract as ``reference.backward``."""
-    def recurrence(d_ih, d_hh, rows):
-        _gru.backward_steps(d_out, d_h_n, w_hh, lengths, reverse, reset_after, rows,
-                            _blas.tall_product(w_hh.shape[1], rows),
-                            h_prev, gates, aux, d_ih, d_hh, dh0)
-    _blas.backward_frame(x, w_ih, h_prev, gates, aux, reset_after,
-                         (dx, dw_ih, dw_hh, db_ih, db_hh), recurrence)
+KERNELS = _engine.Kernels(_gru.project_team, _gru.forward_team, _gru.backward_team,
+                          _gru.dx_team, _gru.sums_team, _gru.step)
+forward, backward, step = _engine.entry_points(KERNELS)
+prepare_step = _engine.prepare_step

@@ -416,8 +416,8 @@ def _sums_team(d, xp, xp_n, n_split, chunk, part, tile_buf, tid, nthreads, sync)
     the N rows of d[n, c] * x[n, :] and of d[n, c] (the bias). x is packed
     ((Ip / NR), N, NR) with padded steps zeroed; for gate rows c >= n_split the
     second operand xp_n is used instead (reset="before": W_hn acts on r * h).
-    Each chain runs over `chunk` rows in d's precision, the chunks added in
-    float64; pieces are groups of 4 gate rows."""
+    Each weight chain runs over `chunk` rows in d's precision, the chunks added in
+    float64; the bias sums run in float64 throughout. Pieces are groups of 4 gate rows."""
     N, G = d.shape
     NR = nr_of(d.itemsize)
     tiles, _, _ = xp.shape
@@ -452,7 +452,7 @@ def _sums_team(d, xp, xp_n, n_split, chunk, part, tile_buf, tid, nthreads, sync)
         for i in range(m):    # the bias: the same chains over the same chunks
             c = c0 + i
             for n0 in range(0, N, chunk):
-                s = d[n0, c] * 0
+                s = 0.0   # the bias sums run in float64 (both backends)
                 for n in range(n0, min(N, n0 + chunk)):
                     s += d[n, c]
                 part[c, Ip] += s

@@ -1,17 +1,11 @@
 """``python -m bench``: the report runner (see bench/README.md and ``--help``).
 
-The thread count is fixed here, before NumPy, Numba, PyTorch or JAX are imported:
-JAX can only be limited by the process's CPU affinity, set before its import.
+This process imports no implementation and sets no thread count: each implementation is
+timed in a fresh child process (``bench/child.py``) that sets the thread count before
+importing anything (JAX can only be limited by the CPU affinity, set before its import).
 """
-import argparse
 import sys
 
-from . import threads
-
-_pre = argparse.ArgumentParser(add_help=False)
-_pre.add_argument("--threads", type=int, default=None)
-threads.configure(_pre.parse_known_args()[0].threads)
-
-from . import report  # noqa: E402  (after configure, on purpose)
+from . import report
 
 sys.exit(report.main())

@@ -11,11 +11,12 @@ Times are seconds; ``import+forward`` counts from before ``import fastgru`` to t
 the first forward.
 """
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
+
+from . import procs
 
 _IMPORT = "import time; t0 = time.perf_counter(); import fastgru; print(time.perf_counter() - t0)"
 
@@ -40,13 +41,11 @@ print(json.dumps({{"import_s": t1 - t0, "forward_s": t3 - t2, "import+forward_s"
 
 
 def _env(**extra):
-    """The environment of a child that imports the same fastgru as this process."""
-    import fastgru
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastgru.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
-    env.update(extra)
-    return env
+    """The environment of a child that imports the same fastgru as ``python -m bench`` would.
+
+    Nothing is imported here: the parent process of the runner imports no implementation.
+    """
+    return procs.env(**extra)
 
 
 def _run(code, env, timeout=300):
@@ -57,36 +56,43 @@ def _run(code, env, timeout=300):
     return proc.stdout.strip().splitlines()[-1]
 
 
-def import_time(repeats=3):
+def import_time(repeats=3, extra_env=None):
     """Median seconds of ``import fastgru`` in a fresh interpreter."""
-    env = _env()
+    env = _env(**(extra_env or {}))
     return statistics.median(float(_run(_IMPORT, env)) for _ in range(repeats))
 
 
-def first_calls(backend, dtype, default_cache=True):
+def first_calls(backend, dtype, default_cache=True, extra_env=None):
     """{"cold": {...}, "warm": {...}, "warm_default_cache": {...}} for one backend and dtype."""
     code = _FIRST_CALL.format(backend=backend, dtype=dtype)
+    extra_env = extra_env or {}
     out = {}
     with tempfile.TemporaryDirectory(prefix="fastgru-numba-cache-") as cache:
-        env = _env(NUMBA_CACHE_DIR=cache, FASTGRU_BACKEND=backend)
+        env = _env(**extra_env, NUMBA_CACHE_DIR=cache, FASTGRU_BACKEND=backend)
         out["cold"] = json.loads(_run(code, env))
         out["warm"] = json.loads(_run(code, env))
     if not default_cache:
         return out
-    env = {k: v for k, v in _env(FASTGRU_BACKEND=backend).items() if k != "NUMBA_CACHE_DIR"}
+    env = {k: v for k, v in _env(**extra_env, FASTGRU_BACKEND=backend).items()
+           if k != "NUMBA_CACHE_DIR"}
     _run(code, env)
     out["warm_default_cache"] = json.loads(_run(code, env))
     return out
 
 
-def measure_all(backends, dtypes=("float32", "float64"), default_cache=True, log=print):
+def measure_all(backends, dtypes=("float32", "float64"), default_cache=True, log=print,
+                extra_env=None):
     """Import time and first-call costs for each compiled backend and dtype."""
-    result = {"import_s": import_time(), "first_calls": {}}
+    try:
+        result = {"import_s": import_time(extra_env=extra_env), "first_calls": {}}
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        log(f"  import fastgru failed: {exc}")
+        return {"error": f"import fastgru failed: {exc}"}
     log(f"  import fastgru: {result['import_s']:.3f} s")
     for backend in backends:
         for dtype in dtypes:
             try:
-                r = first_calls(backend, dtype, default_cache)
+                r = first_calls(backend, dtype, default_cache, extra_env)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 r = {"error": str(exc)}
                 log(f"  {backend} {dtype}: failed: {exc}")

@@ -91,6 +91,11 @@ GRID = [
     Case("medium", 100, 32, 64, 128),
     Case("large", 100, 64, 256, 512),
     Case("wide", 50, 256, 128, 256),
+    Case("smallbatch", 500, 2, 64, 512),       # long sequence, tiny batch: latency-bound
+    Case("manyshort", 50, 512, 16, 32),        # many short, narrow sequences
+    # shapes nobody tuned for: a check that the speed is not confined to the tuned cases
+    Case("unseen-a", 200, 8, 128, 384),
+    Case("unseen-b", 64, 128, 32, 96),
     Case("cell", 1, 1, 16, 64, cell=True, reference=True),
 ] + _variants("medium", 100, 32, 64, 128)
 

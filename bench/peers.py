@@ -12,24 +12,25 @@ Shared by the pytest-benchmark suite (``bench/test_bench.py``) and the report ru
   against fastgru's NumPy reference before anything is timed.
 
 Implementations: the fastgru backends (``fastgru-numba``, ``fastgru-cython``, ``fastgru-numpy``)
-and the peers (``torch``, ``onnxruntime``, ``jax``). All use ``bench.threads.count()`` threads.
+and the peers (``torch``, ``onnxruntime``, ``openvino``, ``jax``). All use ``bench.threads.count()``
+threads. The data of a case is made here from a seeded NumPy generator (the same weights fastgru's
+PyTorch-style init gives with seed 0), so a peer never needs to import fastgru: the report runner
+computes the reference in a process of its own and hands it to each child (``bench/child.py``).
 """
 import contextlib
 import dataclasses
 import functools
 import importlib
-import importlib.metadata
 import time
 
 import numpy as np
 
 from . import threads
 from .grid import FORWARD, FORWARD_BACKWARD, STEP
+from .names import (FASTGRU_IMPLS, IMPLS, PEER_IMPLS, TOLERANCE,  # noqa: F401  (re-exported)
+                    impls_for, is_peer, versions)
 
-FASTGRU_IMPLS = ("fastgru-numba", "fastgru-cython", "fastgru-numpy")
-PEER_IMPLS = ("torch", "onnxruntime", "jax")
-IMPLS = FASTGRU_IMPLS + PEER_IMPLS
-TOLERANCE = {"float32": 1e-4, "float64": 1e-9}   # max abs error / max(1, max abs expected)
+IN_PROCESS = "in-process"    # prepare(): compute the reference here (the pytest suite)
 
 
 class Unsupported(Exception):
@@ -58,28 +59,8 @@ class Runner:
     activate: object = lambda: None             # called before checks and timing
     compile_s: object = None                    # ahead-of-time compile (JAX), excluded from timing
     first_call_s: object = None                 # the first call, checked (includes any JIT)
-    max_err: object = None
-
-
-def is_peer(impl):
-    return impl in PEER_IMPLS
-
-
-def impls_for(op):
-    """The implementations that have ``op`` (ONNX Runtime has no backward pass)."""
-    return tuple(i for i in IMPLS if not (op == FORWARD_BACKWARD and i == "onnxruntime"))
-
-
-def versions():
-    """Installed versions of fastgru and the peers (None where missing), importing nothing."""
-    out = {}
-    for dist in ("fastgru", "numpy", "numba", "scipy", "torch", "onnxruntime", "onnx", "jax",
-                 "jaxlib", "threadpoolctl", "pytest-benchmark"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    max_err: object = None                      # None: not checked (no reference available)
+    info: dict = dataclasses.field(default_factory=dict)   # settings worth recording
 
 
 def _load(module):
@@ -89,20 +70,40 @@ def _load(module):
         raise Unsupported(f"{module} is not installed ({type(exc).__name__}: {exc})") from None
 
 
+def init_params(case, seed=0):
+    """torch-layout weights ~ U(-1/sqrt(H), 1/sqrt(H)), drawn in fastgru's (and torch's) order.
+
+    The same values as ``fastgru.GRU(..., seed=seed).state_dict()``, made without fastgru.
+    """
+    H, D = case.H, case.directions
+    if case.cell:
+        shapes = [("weight_ih", (3 * H, case.I)), ("weight_hh", (3 * H, H)),
+                  ("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]
+    else:
+        shapes = []
+        for k in range(case.num_layers):
+            in_k = case.I if k == 0 else H * D
+            for sfx in ("", "_reverse")[:D]:
+                shapes += [(f"weight_ih_l{k}{sfx}", (3 * H, in_k)),
+                           (f"weight_hh_l{k}{sfx}", (3 * H, H)),
+                           (f"bias_ih_l{k}{sfx}", (3 * H,)), (f"bias_hh_l{k}{sfx}", (3 * H,))]
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(H)
+    return {name: rng.uniform(-bound, bound, size=shape).astype(case.dtype)
+            for name, shape in shapes}
+
+
 @functools.lru_cache(maxsize=4)
 def problem(case):
     """The case's data, made once: same weights and inputs for every implementation."""
-    import fastgru     # not optional: without it nothing here means anything
     rng = np.random.default_rng(0)
     dt = np.dtype(case.dtype)
     L, D, H = case.num_layers, case.directions, case.H
+    params = init_params(case)
     if case.cell:
-        params = fastgru.GRUCell(case.I, H, dtype=case.dtype, seed=0).state_dict()
         x = rng.uniform(-1, 1, (case.B, case.I)).astype(dt)
         h0 = rng.uniform(-0.5, 0.5, (case.B, H)).astype(dt)
         return Problem(params, x, h0, None, np.zeros((0,), dt))
-    params = fastgru.GRU(case.I, H, num_layers=L, bidirectional=case.bidirectional,
-                         reset=case.reset, dtype=case.dtype, seed=0).state_dict()
     x = rng.uniform(-1, 1, (case.T, case.B, case.I)).astype(dt)
     h0 = rng.uniform(-0.5, 0.5, (L * D, case.B, H)).astype(dt)
     lengths = None
@@ -166,9 +167,10 @@ def _build_fastgru(impl, case, op, p):
         raise Unsupported(f"fastgru backend {backend!r} is not available here")
     if backend == "numpy" and not case.reference:
         raise Unsupported("the NumPy reference is timed at small shapes only")
-    threads.apply_numba_blas()
+    how = threads.apply_fastgru(fastgru)
     fn, collect = _fastgru_fn(_fastgru_model(fastgru, case, p), case, op, p)
-    return Runner(impl, fn, collect, activate=lambda: fastgru.set_backend(backend))
+    return Runner(impl, fn, collect, activate=lambda: fastgru.set_backend(backend),
+                  info={"threads_set_by": how})
 
 
 # ---------------------------------------------------------------- torch
@@ -267,11 +269,8 @@ def onnx_gru_model(case, params):
     return model
 
 
-def _build_onnxruntime(case, op, p):
-    if op == FORWARD_BACKWARD:
-        raise Unsupported("ONNX Runtime has no backward pass")
-    ort = _load("onnxruntime")
-    ort.set_default_logger_severity(3)   # failures become skips; don't print them too
+def _onnx_problem(case, p):
+    """The ONNX model's case (a one-step sequence for a cell), torch-named weights, feeds."""
     if case.cell:   # one step of a one-layer GRU
         from .grid import Case
         seq = Case(case.name, 1, case.B, case.I, case.H, case.dtype, reset=case.reset)
@@ -284,23 +283,73 @@ def _build_onnxruntime(case, op, p):
                              for k in range(case.num_layers)}}
         if case.lengths:
             feeds["seq_lens"] = p.lengths.astype(np.int32)
-    try:
-        sess = ort.InferenceSession(onnx_gru_model(seq, params).SerializeToString(),
-                                    threads.ort_session_options(ort),
-                                    providers=["CPUExecutionProvider"])
-        sess.run(None, feeds)   # some kernels fail only when run ("does not support double yet")
-    except Exception as exc:
-        raise Unsupported(f"onnxruntime cannot run it: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200]}") from None
+    return seq, params, feeds
 
+
+def _onnx_collect(case):
+    """The ONNX model's outputs [Y, Y_h_l0, ...] -> the names checked."""
     def collect(r):
         if case.cell:
             return {"h": r[1][0]}
         y = r[0]
         T, D, B, H = y.shape
         return {"out": y.transpose(0, 2, 1, 3).reshape(T, B, D * H), "h_n": np.concatenate(r[1:])}
+    return collect
 
-    return Runner("onnxruntime", lambda: sess.run(None, feeds), collect)
+
+def _first_line(exc):
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+
+
+def _build_onnxruntime(case, op, p):
+    if op == FORWARD_BACKWARD:
+        raise Unsupported("ONNX Runtime has no backward pass")
+    ort = _load("onnxruntime")
+    ort.set_default_logger_severity(3)   # failures become skips; don't print them too
+    seq, params, feeds = _onnx_problem(case, p)
+    try:
+        sess = ort.InferenceSession(onnx_gru_model(seq, params).SerializeToString(),
+                                    threads.ort_session_options(ort),
+                                    providers=["CPUExecutionProvider"])
+        sess.run(None, feeds)   # some kernels fail only when run ("does not support double yet")
+    except Exception as exc:
+        raise Unsupported(f"onnxruntime cannot run it: {_first_line(exc)}") from None
+    return Runner("onnxruntime", lambda: sess.run(None, feeds), _onnx_collect(case),
+                  info={"intra_op_num_threads": threads.count()})
+
+
+# ---------------------------------------------------------------- OpenVINO
+
+def _build_openvino(case, op, p):
+    """The ONNX Runtime model (one GRU node per layer), read and compiled by OpenVINO for its CPU."""
+    if op == FORWARD_BACKWARD:
+        raise Unsupported("OpenVINO has no backward pass")
+    if case.dtype != "float32":
+        raise Unsupported("OpenVINO is timed in float32 only")
+    ov = _load("openvino")
+    seq, params, feeds = _onnx_problem(case, p)
+    try:
+        core = ov.Core()
+        model = core.read_model(onnx_gru_model(seq, params).SerializeToString())
+        compiled = core.compile_model(model, "CPU", threads.openvino_config())
+        request = compiled.create_infer_request()
+        request.infer(feeds)
+    except Unsupported:
+        raise
+    except Exception as exc:
+        raise Unsupported(f"openvino cannot run it: {_first_line(exc)}") from None
+    outputs = list(compiled.outputs)
+    info = {}
+    for prop in ("INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT",
+                 "NUM_STREAMS"):
+        try:
+            value = compiled.get_property(prop)
+            info[prop] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+        except Exception:   # a property this version does not report
+            pass
+    collect = _onnx_collect(case)
+    return Runner("openvino", lambda: request.infer(feeds),
+                  lambda r: collect([r[o] for o in outputs]), info=info)
 
 
 # ---------------------------------------------------------------- JAX
@@ -351,7 +400,8 @@ def build(impl, case, op):
     p = problem(case)
     if impl in FASTGRU_IMPLS:
         return _build_fastgru(impl, case, op, p)
-    builders = {"torch": _build_torch, "onnxruntime": _build_onnxruntime, "jax": _build_jax}
+    builders = {"torch": _build_torch, "onnxruntime": _build_onnxruntime,
+                "openvino": _build_openvino, "jax": _build_jax}
     if impl not in builders:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     return builders[impl](case, op, p)
@@ -375,8 +425,12 @@ def compare(got, want, dtype, what):
     return worst
 
 
-def prepare(impl, case, op):
-    """Build, run once and check: a Runner ready to time. Unsupported or CheckFailed otherwise."""
+def prepare(impl, case, op, want=IN_PROCESS):
+    """Build, run once and check: a Runner ready to time. Unsupported or CheckFailed otherwise.
+
+    ``want``: the reference's arrays; IN_PROCESS computes them here with fastgru's NumPy
+    backend; None checks nothing (no reference could be computed; ``max_err`` stays None).
+    """
     runner = build(impl, case, op)
     runner.activate()
     with runner.context():
@@ -384,5 +438,8 @@ def prepare(impl, case, op):
         result = runner.fn()
         runner.first_call_s = time.perf_counter() - t0
         got = runner.collect(result)
-    runner.max_err = compare(got, expected(case, op), case.dtype, f"{impl} {case.name} {op}")
+    if isinstance(want, str) and want == IN_PROCESS:
+        want = expected(case, op)
+    if want is not None:
+        runner.max_err = compare(got, want, case.dtype, f"{impl} {case.name} {op}")
     return runner

@@ -1,9 +1,7 @@
 """Tables (markdown) and the chart (PNG) from a results dict of ``bench.report``."""
-from . import peers
+from . import names
 from .grid import BY_NAME, FORWARD, FORWARD_BACKWARD, STEP
-
-SHORT = {"fastgru-numba": "numba", "fastgru-cython": "cython", "fastgru-numpy": "numpy",
-         "torch": "torch", "onnxruntime": "ORT", "jax": "JAX"}
+from .names import SHORT
 
 
 def fmt(x):
@@ -28,14 +26,14 @@ def _table(header, rows):
 def _index(data):
     by = {(r["case"], r["op"], r["impl"]): r for r in data["results"]}
     cases = list(dict.fromkeys(r["case"] for r in data["results"]))
-    impls = [i for i in peers.IMPLS if any(r["impl"] == i for r in data["results"])]
+    impls = [i for i in names.IMPLS if any(r["impl"] == i for r in data["results"])]
     return by, cases, impls
 
 
 def summary(data):
     """One table per operation: median per implementation, roofline, fastgru's ratios."""
     by, cases, impls = _index(data)
-    fast = [i for i in impls if i in peers.FASTGRU_IMPLS and i != "fastgru-numpy"]
+    fast = [i for i in impls if i in names.FASTGRU_IMPLS and i != "fastgru-numpy"]
     out = []
     for op in (FORWARD, FORWARD_BACKWARD, STEP):
         op_cases = [c for c in cases if any((c, op, i) in by for i in impls)]
@@ -52,29 +50,41 @@ def summary(data):
             row = [BY_NAME[c].describe() if c in BY_NAME else c]
             row += [fmt(by[(c, op, i)]["median_ms"] * scale) if (c, op, i) in by else "-"
                     for i in cols]
-            row.append(fmt(some["roofline_ms"] * scale))
+            row.append(fmt(some["roofline_ms"] * scale) if some["roofline_ms"] else "-")
             for f in fast:
                 r = by.get((c, op, f))
                 ratio = r and r["vs_fastest_peer"]
                 row += [f"{ratio:.2f}x ({SHORT[r['fastest_peer']]})" if ratio else "-",
-                        f"{r['x_roofline']:.2f}x" if r else "-"]
+                        f"{r['x_roofline']:.2f}x" if r and r["x_roofline"] else "-"]
             rows.append(row)
-        out.append(f"**{op}**, median {unit}\n\n" + _table(header, rows))
+        out.append(f"**{op}**, median {unit} over rounds\n\n" + _table(header, rows))
     return "\n\n".join(out)
+
+
+def _ratio(x):
+    return f"{x:.2f}x" if x else "-"
 
 
 def details(data):
     rows = []
     for r in data["results"]:
-        ratio = r["vs_fastest_peer"]
-        rows.append([r["case"], r["op"], r["impl"], fmt(r["median_ms"]), fmt(r["iqr_ms"]),
-                     f"{ratio:.2f}x" if ratio else "-", fmt(r["gflops"]), f"{r['x_roofline']:.2f}x",
-                     fmt(r["compile_s"]), f"{r['max_err']:.1e}"])
-    return _table(["case", "op", "impl", "median ms", "IQR ms", "vs fastest peer", "GFLOP/s",
-                   "x roofline", "compile s", "max err"], rows)
+        rounds = r.get("round_medians_ms") or [r["median_ms"]]
+        per_round = r.get("vs_fastest_peer_rounds") or []
+        rows.append([r["case"], r["op"], r["impl"], fmt(r["median_ms"]),
+                     " / ".join(fmt(x) for x in rounds), fmt(r["iqr_ms"]),
+                     _ratio(r["vs_fastest_peer"]),
+                     " / ".join(_ratio(x) for x in per_round) or "-",
+                     _ratio(r.get("vs_fastest_peer_median_of_rounds")),
+                     fmt(r["gflops"]), _ratio(r["x_roofline"]), fmt(r["compile_s"]),
+                     f"{r['max_err']:.1e}" if r["max_err"] is not None else "**unchecked**"])
+    return _table(["case", "op", "impl", "median ms", "per round ms", "IQR ms", "vs fastest peer",
+                   "per round", "median of per-round ratios", "GFLOP/s", "x roofline", "compile s",
+                   "max err"], rows)
 
 
 def first_call_table(fc):
+    if "error" in fc:
+        return f"not measured: {fc['error'][:300]}"
     rows = []
     for key, r in fc["first_calls"].items():
         if "error" in r:
@@ -99,18 +109,36 @@ def _load_line(m):
                if a[0] > 0.5 * m["cpu_count"] else ""))   # at the end it counts this run too
 
 
+def _where(e):
+    rounds = e.get("rounds") or []
+    return f" (round {', '.join(str(r + 1) for r in rounds)})" if rounds else ""
+
+
 def markdown(data):
     m, v = data["machine"], data["versions"]
+    rounds = data.get("rounds", 1)
+    how = ("each implementation timed in its own fresh process"
+           + (", one per case" if data.get("isolation") == "case" else "")
+           + f"; {rounds} interleaved round(s), the order rotated each round; a figure is the "
+           "median over rounds of the per-round medians")
     lines = [f"# fastgru benchmark: {data['name']}", "",
              f"{data['date']} · {m['cpu']} · {m['cpu_count']} CPUs · "
              f"{data['threads']['threads']} threads for every implementation"
              + (" (pinned)" if data["threads"].get("pinned_to_cores") else "")
              + (" · **quick mode: few repetitions, not for comparison**" if data["quick"] else ""),
-             "", _load_line(m), "", "versions: " + ", ".join(f"{k} {x}" for k, x in v.items() if x), "",
-             "GEMM roofline: " + ", ".join(f"{dt} {r['gflops']:.1f} GFLOP/s"
-                                           for dt, r in data["roofline"].items())
-             + " (2048^3 matmul in the same run); roofline time = the case's GEMM flops at that rate.",
-             "", summary(data), "", "## All timings", "", details(data)]
+             "", how + ".", "", _load_line(m), "",
+             "versions: " + ", ".join(f"{k} {x}" for k, x in v.items() if x), ""]
+    if data["roofline"]:
+        lines += ["GEMM roofline: " + ", ".join(f"{dt} {r['gflops']:.1f} GFLOP/s"
+                                                for dt, r in data["roofline"].items())
+                  + " (2048^3 matmul, NumPy's BLAS, in a fresh process of the same run); "
+                  "roofline time = the case's GEMM flops at that rate.", ""]
+    ref = data.get("reference") or {}
+    if ref and not ref.get("available", True):
+        lines += [f"**No reference: every result below is unchecked** ({ref.get('why')}).", ""]
+    lines += [summary(data), "", "## All timings", "",
+              "`per round`: the per-round medians (ms) and ratios to that round's fastest peer, "
+              "in round order.", "", details(data)]
     if data.get("first_call"):
         lines += ["", "## First-call costs (fresh processes)", "", first_call_table(data["first_call"])]
     if data["skipped"]:
@@ -121,8 +149,29 @@ def markdown(data):
         lines += [f"- {impl}: {why} ({'; '.join(where)})" for (impl, why), where in reasons.items()]
     if data["failed"]:
         lines += ["", "## FAILED", ""]
-        lines += [f"- {f['case']} {f['op']} {f['impl']}: {f['error']}" for f in data["failed"]]
-    lines += ["", f"threads: `{data['threads']}`", ""]
+        lines += [f"- {f['case']} {f['op']} {f['impl']}{_where(f)}: {f['error']}"
+                  for f in data["failed"]]
+    if data.get("round_orders"):
+        lines += ["", "Round orders: " + "; ".join(f"{k + 1}: {', '.join(SHORT.get(i, i) for i in o)}"
+                                                   for k, o in enumerate(data["round_orders"]))]
+    lines += ["", threads_section(data), ""]
+    return "\n".join(lines)
+
+
+def threads_section(data):
+    """What each child process set and reported, one line per implementation."""
+    t = data["threads"]
+    common = ("threads", "cores_available", "pinned_to_cores", "jax")
+    lines = [f"Threads: {t['threads']} for every implementation, {t.get('cores_available')} cores "
+             "available" + (", each child pinned to that many cores (CPU affinity)"
+                            if t.get("pinned_to_cores") else "") + "; per child process:", ""]
+    info = {}
+    for r in data["results"]:
+        info.setdefault(r["impl"], r.get("info") or {})
+    for impl, d in (t.get("children") or {}).items():
+        seen = {k: v for k, v in d.items() if k not in common or (k == "jax" and impl == "jax")}
+        seen.update(info.get(impl, {}))
+        lines.append(f"- {impl}: " + (", ".join(f"{k} {v}" for k, v in seen.items()) or "-"))
     return "\n".join(lines)
 
 

@@ -2,9 +2,12 @@
 
 Each library has its own knob:
 
-* fastgru (Numba): ``numba.set_num_threads``; BLAS (NumPy's, SciPy's): ``threadpoolctl``;
+* fastgru: ``fastgru.set_num_threads(n)`` where fastgru has it (it covers its backends and
+  its BLAS); with an older fastgru, ``numba.set_num_threads`` and, for BLAS (NumPy's,
+  SciPy's), ``threadpoolctl`` (``apply_fastgru``);
 * PyTorch: ``torch.set_num_threads``;
 * ONNX Runtime: ``SessionOptions.intra_op_num_threads``, given when a session is built;
+* OpenVINO: ``INFERENCE_NUM_THREADS`` in the config given to ``compile_model``;
 * JAX: none that works at run time. XLA sizes its CPU thread pool from the process's CPU
   affinity when jax is imported (``--xla_cpu_multi_thread_eigen=false`` is ignored by
   jax 0.10's CPU runtime: measured). So for N threads below the core count, ``configure``
@@ -12,7 +15,12 @@ Each library has its own knob:
   also sees N cores. With the default (all cores) nothing is pinned.
 
 Call ``configure(n)`` first thing, before numpy, numba, torch or jax are imported, then
-``apply_torch`` / ``apply_numba_blas`` / ``ort_session_options`` as each library loads.
+``apply_fastgru`` / ``apply_torch`` / ``ort_session_options`` / ``openvino_config`` as each
+library loads. ``configure`` also sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS
+and NUMBA_NUM_THREADS, which every library reads when it loads.
+
+``python -m bench`` runs every implementation in a fresh process (``bench/child.py``), which
+calls ``configure`` before anything else; the parent process configures nothing.
 """
 import os
 import sys
@@ -40,17 +48,23 @@ def configure(n=None, pin=True):
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     _state.update(n=n, cores=cores, pinned=False)
-    late = [m for m in ("numpy", "numba", "torch", "jax", "onnxruntime") if m in sys.modules]
+    late = [m for m in ("numpy", "numba", "torch", "jax", "onnxruntime", "openvino")
+            if m in sys.modules]
     _state["late"] = late
     if pin and n < cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
         _state["pinned"] = True
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
-    # Numba's pool size is fixed at its first parallel call; it must hold n threads.
-    if "numba" not in sys.modules:
-        os.environ["NUMBA_NUM_THREADS"] = str(n)
+    env = env_for(n)
+    if "numba" in sys.modules:   # Numba's pool size is fixed when it loads; it must hold n threads
+        del env["NUMBA_NUM_THREADS"]
+    os.environ.update(env)
     return n
+
+
+def env_for(n):
+    """The environment variables that give a process started with them ``n`` threads."""
+    return {var: str(n) for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                    "NUMBA_NUM_THREADS")}
 
 
 def count():
@@ -63,8 +77,23 @@ def count():
 _blas_limiter = []
 
 
+def apply_fastgru(fastgru=None):
+    """Set fastgru's threads to ``count()``; returns how, for the results file.
+
+    ``fastgru.set_num_threads`` where it exists (then neither threadpoolctl nor SciPy is
+    imported); otherwise Numba's and every loaded BLAS's count (``apply_numba_blas``).
+    """
+    if fastgru is None:
+        import fastgru
+    if hasattr(fastgru, "set_num_threads"):
+        fastgru.set_num_threads(count())
+        return "fastgru.set_num_threads"
+    apply_numba_blas()
+    return "numba.set_num_threads + threadpoolctl"
+
+
 def apply_numba_blas():
-    """Set Numba's and every loaded BLAS's thread count to ``count()``."""
+    """Set Numba's and every loaded BLAS's thread count to ``count()`` (an older fastgru)."""
     n = count()
     try:
         import numba
@@ -94,6 +123,11 @@ def ort_session_options(ort):
     return so
 
 
+def openvino_config():
+    """compile_model's config for ``count()`` threads, float32 kept as float32 (no bf16/f16)."""
+    return {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": count()}
+
+
 def describe():
     """What was set, and what each loaded library reports, for the results file."""
     n = count()
@@ -102,6 +136,12 @@ def describe():
                     "all available cores (XLA's default)")}
     if _state["late"]:
         info["imported_before_configure"] = _state["late"]
+    fastgru = sys.modules.get("fastgru")
+    if fastgru is not None and hasattr(fastgru, "get_num_threads"):
+        try:
+            info["fastgru"] = fastgru.get_num_threads()
+        except Exception as exc:    # mid-rewrite or broken: recorded, never fatal
+            info["fastgru"] = f"{type(exc).__name__}: {exc}"
     if "torch" in sys.modules:
         info["torch"] = sys.modules["torch"].get_num_threads()
     if "numba" in sys.modules:

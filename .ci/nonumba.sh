@@ -20,7 +20,7 @@ rm -rf "$VENV"
 PY="$VENV/bin/python"
 
 echo "--- installing fastgru without numba into $VENV"
-"$PY" -m pip install -q numpy scipy threadpoolctl pytest pytest-benchmark hypothesis
+"$PY" -m pip install -q numpy pytest pytest-benchmark hypothesis
 "$PY" -m pip install -q --no-deps "$ROOT"
 
 # Everything below runs outside the checkout, so that `import fastgru` is the

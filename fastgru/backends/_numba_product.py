@@ -2,10 +2,14 @@
 LLVM IR, because Numba's loops over arrays do not keep accumulators in registers
 (a plain loop nest ran at 3-23 GFLOP/s here against OpenBLAS's 67).
 
-The one primitive, ``tile(mr, a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K)``:
+The one primitive, ``tile(mr, nt, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off,
+ldc, K, cont)``, for one tile (nt = 1):
 
     c[c_off + i*ldc + j] = sum_k a[a_off + i*sa_r + k*sa_k] * w[w_off + k*ldw + j]
     for i < mr (1..4) and j < NR (16 float32 or 8 float64 columns, one 64-byte line)
+
+and for nt tiles side by side, the tiles of w w_step elements apart (one or two rows
+take 4 or 2 tiles at once: 8 accumulators keep both FMA pipes busy).
 
 Each output element is one chain of fused multiply-adds over k = 0 .. K-1 from
 zero, whatever mr, the tile's place or the caller's partition: so a row's result
@@ -32,22 +36,25 @@ def nr_of(itemsize):
     return 64 // itemsize
 
 
-def _make_tile(mr):
+def _make_tile(mr, nt):
+    """The intrinsic for mr rows and nt tiles side by side (2 * nt vectors a row)."""
     @intrinsic
-    def tile(typingctx, a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont):
+    def tile(typingctx, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont):
         for arr in (a, w, c):
             if not isinstance(arr, types.Array) or not isinstance(arr.dtype, types.Float):
                 raise TypingError("tile: expected float arrays")
         if not (a.dtype == w.dtype == c.dtype):
             raise TypingError("tile: arrays of one dtype expected")
         sig = types.void(a, types.intp, types.intp, types.intp, w, types.intp, types.intp,
-                         c, types.intp, types.intp, types.intp, types.boolean)
+                         types.intp, c, types.intp, types.intp, types.intp, types.boolean)
 
         def codegen(context, builder, signature, args):
-            (a_v, a_off_v, sa_r_v, sa_k_v, w_v, w_off_v, ldw_v, c_v, c_off_v, ldc_v, k_v, cont_v) = args
+            (a_v, a_off_v, sa_r_v, sa_k_v, w_v, w_off_v, ldw_v, w_step_v, c_v, c_off_v, ldc_v,
+             k_v, cont_v) = args
             ety = context.get_value_type(a.dtype)
             size = a.dtype.bitwidth // 8
             vl = _LINE // size // 2           # two vectors per tile row
+            nv = 2 * nt                       # vectors per row of the product
             vty = ir.VectorType(ety, vl)
             i64 = ir.IntType(64)
             i32 = ir.IntType(32)
@@ -60,20 +67,25 @@ def _make_tile(mr):
                 fma = builder.module.globals.get(name) or ir.Function(
                     builder.module, ir.FunctionType(vty, [vty, vty, vty]), name)
 
+            def const(v):
+                return ir.Constant(i64, v)
+
             def elem(ptr, idx):
                 return builder.gep(ptr, [idx], source_etype=ety)
 
-            def vload(ptr, idx):
-                p = builder.bitcast(elem(ptr, idx), vty.as_pointer())
-                return builder.load(p, align=size, typ=vty)
+            def vptr(ptr, idx):
+                return builder.bitcast(elem(ptr, idx), vty.as_pointer())
 
             zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * vl)
             mask = ir.Constant(ir.VectorType(i32, vl), [0] * vl)
-            # the starting values: zero, or (cont) the tile's own, to continue its chains
-            c_rows = [builder.add(c_off_v, builder.mul(ir.Constant(i64, i), ldc_v))
+            # vector v of a row: tile v // 2, half v % 2; in w, tiles are w_step apart,
+            # in c side by side
+            w_parts = [builder.add(builder.mul(const(v // 2), w_step_v), const((v % 2) * vl))
+                       for v in range(nv)]
+            c_rows = [builder.add(c_off_v, builder.mul(const(i), ldc_v)) for i in range(mr)]
+            c_ptrs = [[vptr(c_ptr, builder.add(c_rows[i], const(v * vl))) for v in range(nv)]
                       for i in range(mr)]
-            c_ptrs = [[builder.bitcast(elem(c_ptr, builder.add(c_rows[i], ir.Constant(i64, h * vl))),
-                                       vty.as_pointer()) for h in range(2)] for i in range(mr)]
+            # the starting values: zero, or (cont) the tile's own, to continue its chains
             with builder.if_else(cont_v) as (then, otherwise):
                 with then:
                     loaded = [[builder.load(p, align=size, typ=vty) for p in row] for row in c_ptrs]
@@ -83,78 +95,95 @@ def _make_tile(mr):
             starts = []
             for i in range(mr):
                 row = []
-                for h in range(2):
+                for v in range(nv):
                     phi = builder.phi(vty)
-                    phi.add_incoming(loaded[i][h], then_block)
+                    phi.add_incoming(loaded[i][v], then_block)
                     phi.add_incoming(zero, other_block)
                     row.append(phi)
                 starts.append(row)
             entry = builder.block
             loop = builder.append_basic_block("tile.loop")
             done = builder.append_basic_block("tile.done")
-            builder.cbranch(builder.icmp_signed(">", k_v, ir.Constant(i64, 0)), loop, done)
+            builder.cbranch(builder.icmp_signed(">", k_v, const(0)), loop, done)
 
             builder.position_at_end(loop)
             k = builder.phi(i64)
-            k.add_incoming(ir.Constant(i64, 0), entry)
-            accs = [[builder.phi(vty) for _ in range(2)] for _ in range(mr)]
+            k.add_incoming(const(0), entry)
+            accs = [[builder.phi(vty) for _ in range(nv)] for _ in range(mr)]
             for i in range(mr):
-                for h in range(2):
-                    accs[i][h].add_incoming(starts[i][h], entry)
+                for v in range(nv):
+                    accs[i][v].add_incoming(starts[i][v], entry)
             w_row = builder.add(w_off_v, builder.mul(k, ldw_v))
-            wv = [vload(w_ptr, builder.add(w_row, ir.Constant(i64, h * vl))) for h in range(2)]
+            wv = [builder.load(vptr(w_ptr, builder.add(w_row, w_parts[v])), align=size, typ=vty)
+                  for v in range(nv)]
             a_k = builder.add(a_off_v, builder.mul(k, sa_k_v))
             new = []
             for i in range(mr):
-                a_i = builder.load(elem(a_ptr, builder.add(a_k, builder.mul(ir.Constant(i64, i), sa_r_v))),
+                a_i = builder.load(elem(a_ptr, builder.add(a_k, builder.mul(const(i), sa_r_v))),
                                    typ=ety)
                 splat = builder.shuffle_vector(
                     builder.insert_element(ir.Constant(vty, ir.Undefined), a_i, ir.Constant(i32, 0)),
                     ir.Constant(vty, ir.Undefined), mask)
                 row = []
-                for h in range(2):
+                for v in range(nv):
                     if fma is not None:
-                        row.append(builder.call(fma, [splat, wv[h], accs[i][h]]))
+                        row.append(builder.call(fma, [splat, wv[v], accs[i][v]]))
                     else:
-                        row.append(builder.fadd(builder.fmul(splat, wv[h]), accs[i][h]))
+                        row.append(builder.fadd(builder.fmul(splat, wv[v]), accs[i][v]))
                 new.append(row)
-            k_next = builder.add(k, ir.Constant(i64, 1))
+            k_next = builder.add(k, const(1))
             body_end = builder.block
             k.add_incoming(k_next, body_end)
             for i in range(mr):
-                for h in range(2):
-                    accs[i][h].add_incoming(new[i][h], body_end)
+                for v in range(nv):
+                    accs[i][v].add_incoming(new[i][v], body_end)
             builder.cbranch(builder.icmp_signed("<", k_next, k_v), loop, done)
 
             builder.position_at_end(done)
             results = []
             for i in range(mr):
-                for h in range(2):
+                for v in range(nv):
                     res = builder.phi(vty)
-                    res.add_incoming(starts[i][h], entry)
-                    res.add_incoming(new[i][h], body_end)
+                    res.add_incoming(starts[i][v], entry)
+                    res.add_incoming(new[i][v], body_end)
                     results.append(res)
             for i in range(mr):
-                for h in range(2):
-                    builder.store(results[2 * i + h], c_ptrs[i][h], align=size)
+                for v in range(nv):
+                    builder.store(results[nv * i + v], c_ptrs[i][v], align=size)
             return context.get_dummy_value()
         return sig, codegen
     return tile
 
 
-_tile1, _tile2, _tile3, _tile4 = (_make_tile(m) for m in (1, 2, 3, 4))
+# (rows, tiles at once): 8 vector accumulators or more, so that the two FMA pipes
+# (4 cycles of latency each) are kept busy even for one or two rows
+_t1x4, _t2x2, _t3x1, _t4x1 = (_make_tile(m, t) for m, t in ((1, 4), (2, 2), (3, 1), (4, 1)))
+_t1x1, _t2x1 = _make_tile(1, 1), _make_tile(2, 1)
 
 
 @njit(inline="always")
-def tile(mr, a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont):
-    """c's mr x NR tile := the products over K (see the module docstring); mr in 1..4.
-    With cont, the chains start from the tile's values instead of zero: a product cut
-    into K blocks, each continuing the last, gives the same bits as one."""
+def tiles_at_once(mr):
+    """How many tiles side by side the kernel for mr rows takes at once."""
+    return 4 if mr == 1 else (2 if mr == 2 else 1)
+
+
+@njit(inline="always")
+def tile(mr, nt, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont):
+    """c's mr x (nt * NR) block := the products over K (see the module docstring);
+    mr in 1..4, nt either tiles_at_once(mr) or 1; the nt tiles of w are w_step
+    elements apart, those of c side by side. With cont, the chains start from the
+    block's values instead of zero: a product cut into K blocks, each continuing
+    the last, gives the same bits as one."""
     if mr >= 4:
-        _tile4(a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont)
+        _t4x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
     elif mr == 3:
-        _tile3(a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont)
+        _t3x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
     elif mr == 2:
-        _tile2(a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont)
+        if nt == 2:
+            _t2x2(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
+        else:
+            _t2x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
+    elif nt == 4:
+        _t1x4(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
     else:
-        _tile1(a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont)
+        _t1x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)

@@ -24,7 +24,7 @@ from numba import njit
 from . import _engine
 from ._layout import K_BLOCK, PROJECT_ROWS
 from ._numba_math import like, sigmoid, tanh
-from ._numba_product import nr_of, tile
+from ._numba_product import nr_of, tile, tiles_at_once
 from ._numba_sync import barrier
 
 _JIT = dict(nogil=True, cache=True, error_model="numpy")
@@ -37,19 +37,30 @@ def _span(n, tid, nthreads):
 
 
 @njit(**_JIT)
-def _product(a, a_off, lda, m, w, w_tile, n_tiles, K, c, ldc, k_block):
-    """c[i, j*NR + l] = sum_k a[a_off + i*lda + k] w[w_tile + j, k, l] for i < m and
-    j < n_tiles; w is packed tile-major (tiles, K, NR); c is (m, >= n_tiles*NR)
-    flat with row stride ldc. K is cut into blocks that continue the same chains."""
+def _product(a, a_off, lda, m, w, w_tile, n_tiles, K_all, k_first, K, c, ldc, k_block):
+    """c[i, j*NR + l] = sum_k a[a_off + i*lda + k] w[w_tile + j, k_first + k, l] for
+    i < m, j < n_tiles and k < K; w is packed tile-major (tiles, K_all, NR); c is
+    (m, >= n_tiles*NR) flat with row stride ldc. K is cut into blocks of k_block that
+    continue the same chains; one or two rows take several tiles at once."""
     NR = nr_of(a.itemsize)
     wf = w.reshape(-1)
+    step = K_all * NR
     for k0 in range(0, max(K, 1), k_block):
         kn = min(K, k0 + k_block) - k0
-        for j in range(n_tiles):
-            w_off = ((w_tile + j) * K + k0) * NR
-            for i in range(0, m, 4):
-                tile(min(4, m - i), a, a_off + i * lda + k0, lda, 1, wf, w_off, NR,
-                     c, i * ldc + j * NR, ldc, kn, k0 > 0)
+        w_base = (w_tile * K_all + k_first + k0) * NR
+        if m <= 2:
+            nt = tiles_at_once(m)
+            j = 0
+            while j < n_tiles:
+                t = nt if j + nt <= n_tiles else 1
+                tile(m, t, a, a_off + k0, lda, 1, wf, w_base + j * step, NR, step,
+                     c, j * NR, ldc, kn, k0 > 0)
+                j += t
+        else:
+            for j in range(n_tiles):
+                for i in range(0, m, 4):
+                    tile(min(4, m - i), 1, a, a_off + i * lda + k0, lda, 1, wf,
+                         w_base + j * step, NR, step, c, i * ldc + j * NR, ldc, kn, k0 > 0)
 
 
 @njit(**_JIT)
@@ -67,7 +78,7 @@ def _project_team(x, wp, b, xg, tid, nthreads, sync):
         r0 = p * PROJECT_ROWS
         m = min(N, r0 + PROJECT_ROWS) - r0
         c = xg[r0:r0 + m].reshape(-1)
-        _product(xf, r0 * I, I, m, wp, 0, Gp // NR, I, c, Gp, K_BLOCK)
+        _product(xf, r0 * I, I, m, wp, 0, Gp // NR, I, 0, I, c, Gp, K_BLOCK)
         for i in range(r0, r0 + m):
             for j in range(G):
                 xg[i, j] += b[j]
@@ -204,7 +215,7 @@ def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  #
             nu = u1 - u0
             scr = scratch[p]
             _product(hflat, cur * B * H + r0 * H, H, m, wf, ch * 3 * tiles,
-                     (3 if reset_after else 2) * tiles, H, scr.reshape(-1), G4, K_BLOCK)
+                     (3 if reset_after else 2) * tiles, H, 0, H, scr.reshape(-1), G4, K_BLOCK)
             for i in range(m):
                 b = r0 + i
                 g = xg[t, b]
@@ -235,7 +246,7 @@ def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  #
                 u1 = min(H, u0 + U)
                 nu = u1 - u0
                 scr = scratch[p]
-                _product(rhf, r0 * H, H, m, wf, ch * 3 * tiles + 2 * tiles, tiles, H,
+                _product(rhf, r0 * H, H, m, wf, ch * 3 * tiles + 2 * tiles, tiles, H, 0, H,
                          scr.reshape(-1)[2 * U:], G4, K_BLOCK)
                 for i in range(m):
                     b = r0 + i
@@ -347,8 +358,8 @@ def _backward_team(d_out, wb, lengths, reverse, reset_after, rows, U,  # IN
                 nu = u1 - u0
                 scr = scratch[p]
                 # rows 2H..3H of each packed tile: the n gate's
-                _product_rows(d_ihf, (t * B + r0) * G + 2 * H, G, m, wb, ch * tiles, tiles,
-                              G, 2 * H, H, scr.reshape(-1), W2)
+                _product(d_ihf, (t * B + r0) * G + 2 * H, G, m, wb, ch * tiles, tiles,
+                         G, 2 * H, H, scr.reshape(-1), W2, K_BLOCK)
                 for i in range(m):
                     b = r0 + i
                     if t < lengths[b]:
@@ -366,26 +377,14 @@ def _backward_team(d_out, wb, lengths, reverse, reset_after, rows, U,  # IN
             nu = u1 - u0
             scr = scratch[p]
             K = G if reset_after else 2 * H
-            _product_rows(d_hhf, (t * B + r0) * G, G, m, wb, ch * tiles, tiles, G, 0, K,
-                          scr.reshape(-1), W2)
+            _product(d_hhf, (t * B + r0) * G, G, m, wb, ch * tiles, tiles, G, 0, K,
+                     scr.reshape(-1), W2, K_BLOCK)
             for i in range(m):
                 b = r0 + i
                 if t < lengths[b]:
                     _sum_of(dh_dir[b, u0:u1], scr[i, :nu], dh[b, u0:u1])
                 else:
                     _copy(dh_dir[b, u0:u1], dh[b, u0:u1])
-
-
-@njit(**_JIT)
-def _product_rows(a, a_off, lda, m, w, w_tile, n_tiles, K_all, k_first, K, c, ldc):
-    """As _product over rows k_first .. k_first + K of packed w (tiles, K_all, NR)."""
-    NR = nr_of(a.itemsize)
-    wf = w.reshape(-1)
-    for j in range(n_tiles):
-        w_off = ((w_tile + j) * K_all + k_first) * NR
-        for i in range(0, m, 4):
-            tile(min(4, m - i), a, a_off + i * lda, lda, 1, wf, w_off, NR,
-                 c, i * ldc + j * NR, ldc, K, False)
 
 
 @njit(**_JIT)
@@ -404,7 +403,7 @@ def _dx_team(d_ih, wp, dx, scratch, tid, nthreads, sync):
     for p in range(lo, hi):
         r0 = p * PROJECT_ROWS
         m = min(N, r0 + PROJECT_ROWS) - r0
-        _product(df, r0 * G, G, m, wp, 0, Ip // NR, G, sf, Ip, K_BLOCK)
+        _product(df, r0 * G, G, m, wp, 0, Ip // NR, G, 0, G, sf, Ip, K_BLOCK)
         for i in range(m):
             for j in range(I):
                 dx[r0 + i, j] = scr[i, j]
@@ -444,7 +443,7 @@ def _sums_team(d, xp, xp_n, n_split, chunk, part, tile_buf, tid, nthreads, sync)
             for n0 in range(0, N, chunk):
                 kn = min(N, n0 + chunk) - n0
                 for j in range(tiles):
-                    tile(e - a, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR,
+                    tile(e - a, 1, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR, 0,
                          bf, 0, NR, kn, False)
                     for i in range(e - a):
                         for l in range(NR):

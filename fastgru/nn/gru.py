@@ -146,7 +146,7 @@ class GRU(Module):
         Accumulates into each Parameter's .grad and returns (dx, dh0) in the layouts of
         forward's x and h0.
         """
-        tape = own_slot(self._tapes, pop=True)
+        tape = own_slot(self._tapes)     # taken off once the inputs are checked
         if tape is None:
             raise ValueError(TAPE_MISSING)
         caches, masks, (T, B), unbatched = tape
@@ -165,6 +165,7 @@ class GRU(Module):
             d_h_n = v.float_array(d_h_n, "d_h_n", self.dtype, shape=(L * D, H))[:, None, :]
         else:
             d_h_n = v.float_array(d_h_n, "d_h_n", self.dtype, shape=(L * D, B, H))
+        own_slot(self._tapes, pop=True)  # as torch: a second backward needs a new forward
         dh0 = np.empty((L * D, B, H), self.dtype)
         d_layer = d_out
         for k in reversed(range(L)):
@@ -181,8 +182,7 @@ class GRU(Module):
             if masks[k] is not None:
                 d_in = d_in * masks[k]
             d_layer = d_in
-        # as torch, a second backward needs a new forward (the tape was popped); nothing
-        # reads the caches now: this thread's next train forward reuses them
+        # nothing reads the caches now: this thread's next train forward reuses them
         self._spares[threading.get_ident()] = own_entry(caches)
         return self._outputs(d_layer, dh0, unbatched)
 

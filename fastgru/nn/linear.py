@@ -63,11 +63,12 @@ class Linear(Module):
         Accumulates dW = dy^T x and db = sum(dy) into the Parameters' .grad and returns
         dx (..., in_features) = dy W.
         """
-        tape = own_slot(self._tapes, pop=True)   # as torch: a second backward needs a new forward
+        tape = own_slot(self._tapes)
         if tape is None:
             raise ValueError(TAPE_MISSING)
         x2, x_shape = tape
         dy = v.float_array(dy, "dy", self.dtype, shape=x_shape[:-1] + (self.out_features,))
+        own_slot(self._tapes, pop=True)   # as torch: a second backward needs a new forward
         dy2 = dy.reshape(-1, self.out_features)
         with grad_lock:
             self.weight.grad += dy2.T @ x2

@@ -95,3 +95,32 @@ def test_show_config_reports_threads_and_backends():
     for key in ("fastgru", "backend", "available_backends", "threads", "cpu_features"):
         assert f"{key}:" in text
     assert str(fastgru.get_num_threads()) in text
+
+
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_padding_never_reaches_a_result(backend, rng, reset):
+    """NaN or inf in the padding (steps past a sequence's length), in x and in d_out,
+    changes no output and no gradient: the padded rows take no part in any sum."""
+    gru = fastgru.GRU(3, 5, reset=reset, dtype="float64", seed=0)
+    x = rng.standard_normal((6, 2, 3))
+    d = rng.standard_normal((6, 2, 5))
+    lengths = [4, 6]
+
+    def run(x, d):
+        gru.zero_grad()
+        out, h_n = gru.forward(x, lengths=lengths)
+        dx, dh0 = gru.backward(d)
+        return [out, h_n, dx, dh0] + [p.grad.copy() for p in gru.parameters()]
+
+    clean = run(x, d)
+    x_bad, d_bad = x.copy(), d.copy()
+    x_bad[4:, 0] = np.nan
+    x_bad[5, 0, 1] = np.inf
+    d_bad[4:, 0] = np.nan
+    dirty = run(x_bad, d_bad)
+    for a, b in zip(dirty, clean):
+        assert np.isfinite(a[..., :].reshape(-1)[np.isfinite(b.reshape(-1))]).all()
+    for a, b in zip(dirty[:1] + dirty[3:], clean[:1] + clean[3:]):   # out, dh0, grads
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(dirty[1], clean[1])                 # h_n
+    np.testing.assert_array_equal(dirty[2][:4], clean[2][:4])         # dx inside the lengths

@@ -122,7 +122,9 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
         d_ih = np.where(valid, np.concatenate([dr_pre, dz_pre, dn_pre], axis=1), 0)
         d_hh = np.where(valid, np.concatenate([dr_pre, dz_pre, dhn], axis=1), 0)
         dx[t] = d_ih @ w_ih
-        dw_ih += d_ih.T @ x[t]
+        # padded rows take no part, even when they hold NaN (0 * NaN would be NaN)
+        x_t, h, rh = (np.where(valid, a, 0) for a in (x[t], h, aux[t]))
+        dw_ih += d_ih.T @ x_t
         db_ih += d_ih.sum(axis=0)
         db_hh += d_hh.sum(axis=0)
         if reset_after:
@@ -130,7 +132,7 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
             dh_prev = dh_t * z + d_hh @ w_hh
         else:
             dw_hh[:2 * H] += d_hh[:, :2 * H].T @ h
-            dw_hh[2 * H:] += d_hh[:, 2 * H:].T @ aux[t]
+            dw_hh[2 * H:] += d_hh[:, 2 * H:].T @ rh
             dh_prev = dh_t * z + drh * r + d_hh[:, :2 * H] @ w_hh[:2 * H]
         dh = np.where(valid, dh_prev, dh)
     dh0[...] = dh

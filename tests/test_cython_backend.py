@@ -1,14 +1,17 @@
-"""The Cython backend (fastgru_ext) against the NumPy reference, its threads, and its guard rails.
+"""The Cython backend (fastgru_ext._gru) against the NumPy reference, and its guard rails.
 
-The kernels are called through the backend modules (``forward``/``backward`` with the
-reference's signature), so these tests check the extension itself; the core suite runs
-the public API on every backend.
+The numbers are checked through the backend module (``forward``/``backward``/``step``
+with the reference's signature, i.e. ``fastgru.backends._engine`` on the C kernels);
+the core suite runs the public API on every backend. The guard rails are checked on
+the six kernels themselves, called directly: a malformed call raises, it never
+crashes the process nor writes out of bounds.
 """
 import numpy as np
 import pytest
 
-from fastgru import backends
-from fastgru.backends._blas import block_rows
+import fastgru
+from fastgru import _threads, backends
+from fastgru.backends import _engine, _layout
 from helpers import GRAD_NAMES, assert_close, random_problem, upstream
 
 _gru = pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is not built")
@@ -16,9 +19,12 @@ _gru = pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is n
 reference = backends.load("numpy")
 cython = backends.load("cython")
 
-SHAPES = [  # (T, B, I, H): every size 1, row blocks (8 rows, up to 4 blocks) full and partial
+SHAPES = [  # (T, B, I, H): every size 1; one piece; several pieces with partial row
+    # blocks and unit chunks (37 x 72: 2 chunks of 64 units x 4 blocks of 12 rows;
+    # 9 x 130: 3 chunks x 2 blocks), which a machine with 2 cores or more runs as a team
     (1, 1, 1, 1), (1, 4, 3, 2), (5, 1, 2, 3), (3, 2, 1, 4), (4, 3, 5, 1),
     (7, 17, 3, 5), (6, 33, 4, 8), (3, 130, 2, 6), (60, 3, 2, 16),
+    (3, 37, 3, 72), (2, 9, 2, 130),
 ]
 
 
@@ -105,156 +111,6 @@ def test_nan_propagates(dtype):
     assert np.isfinite(got["out"][:, 1]).all() and np.isfinite(got["out"][0]).all()
 
 
-@pytest.fixture
-def restore_threads():
-    before = _gru.set_num_threads(None)
-    _gru.set_num_threads(before)
-    try:
-        yield
-    finally:
-        _gru.set_num_threads(before)
-
-
-@pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
-@pytest.mark.parametrize("B", [37, 200])
-def test_one_vs_two_threads_bitwise_equal(dtype, rng, restore_threads, reset_after, B):
-    T, I, H = 9, 5, 7
-    rows = block_rows(B, H)
-    assert (B + rows - 1) // rows > 2  # several row blocks
-    p = problem(rng, (T, B, I, H), dtype)
-    lengths = make_lengths(rng, "random", T, B)
-    d_out, d_h_n = upstream(rng, T, B, H, dtype)
-    results = []
-    for n in (1, 2):
-        _gru.set_num_threads(n)
-        results.append(run(cython, p, lengths, False, reset_after, d_out, d_h_n))
-    for name, a in results[0].items():
-        np.testing.assert_array_equal(a, results[1][name], err_msg=name)
-
-
-def test_thread_setting(restore_threads):
-    _gru.set_num_threads(3)
-    assert _gru.set_num_threads(None) == 3
-    assert _gru.get_num_threads() >= 1
-    assert _gru.set_num_threads(None) is None
-    if not _gru.openmp_enabled():
-        assert _gru.get_num_threads() == 1
-    with pytest.raises(ValueError, match=">= 1"):
-        _gru.set_num_threads(0)
-    with pytest.raises(TypeError, match="int"):
-        _gru.set_num_threads(2.0)
-
-
-def test_block_rows_depend_on_shapes_only():
-    assert block_rows(1, 7) == 8 and block_rows(1, 512) == 32
-    assert [(B + block_rows(B, 7) - 1) // block_rows(B, 7) for B in (16, 17, 64, 65, 10**6)] \
-        == [2, 3, 4, 4, 4]
-
-
-def test_reset_before_distinct_d_hh_gets_a_copy():
-    """d_hh equals d_ih for reset="before"; a separate d_hh array is filled, not left empty."""
-    T, B, H = 4, 3, 5
-    rng = np.random.default_rng(3)
-    p = problem(rng, (T, B, 2, H), np.float64)
-    d_out, d_h_n = upstream(rng, T, B, H, np.float64)
-    lengths = np.array([4, 2, 0], np.int64)
-    cache = run(cython, p, lengths, False, False, d_out, d_h_n)
-    d_ih, d_hh, dh0 = np.empty((T, B, 3 * H)), np.full((T, B, 3 * H), np.nan), np.empty((B, H))
-    _gru.backward_steps(d_out, d_h_n, p["w_hh"], lengths, False, False, block_rows(B, H), False,
-                        cache["h_prev"], cache["gates"], cache["aux"], d_ih, d_hh, dh0)
-    np.testing.assert_array_equal(d_hh, d_ih)
-    assert_close(dh0, cache["dh0"], np.float64, "dh0")
-
-
-def forward_args(T=3, B=4, H=2, dt=np.float64):
-    z = lambda *s: np.zeros(s, dt)  # noqa: E731
-    return dict(xg=z(T, B, 3 * H), h0=z(B, H), w_hh=z(3 * H, H), b_hh=z(3 * H),
-                lengths=np.full(B, T, np.int64), reverse=False, reset_after=True, rows=2,
-                tall=False, out=z(T, B, H), h_n=z(B, H), h_prev=z(T, B, H), aux=z(T, B, H))
-
-
-def backward_args(T=3, B=4, H=2, dt=np.float64):
-    z = lambda *s: np.zeros(s, dt)  # noqa: E731
-    return dict(d_out=z(T, B, H), d_h_n=z(B, H), w_hh=z(3 * H, H),
-                lengths=np.full(B, T, np.int64), reverse=False, reset_after=True, rows=2,
-                tall=False, h_prev=z(T, B, H), gates=z(T, B, 3 * H), aux=z(T, B, H),
-                d_ih=z(T, B, 3 * H), d_hh=z(T, B, 3 * H), dh0=z(B, H))
-
-
-def read_only(a):
-    a = a.copy()
-    a.flags.writeable = False
-    return a
-
-
-MALFORMED_FORWARD = {
-    "h0 None": dict(h0=None),
-    "h0 float32 among float64": dict(h0=np.zeros((4, 2), np.float32)),
-    "xg integer": dict(xg=np.zeros((3, 4, 6), np.int64)),
-    "xg complex": dict(xg=np.zeros((3, 4, 6), complex)),
-    "h0 wrong batch": dict(h0=np.zeros((5, 2))),
-    "w_hh transposed": dict(w_hh=np.zeros((2, 6))),
-    "b_hh too short": dict(b_hh=np.zeros(5)),
-    "lengths int32": dict(lengths=np.full(4, 3, np.int32)),
-    "lengths wrong size": dict(lengths=np.full(3, 3, np.int64)),
-    "rows zero": dict(rows=0),
-    "xg not 3H": dict(xg=np.zeros((3, 4, 7))),
-    "xg H = 0": dict(xg=np.zeros((3, 4, 0))),
-    "out not contiguous": dict(out=np.zeros((3, 4, 4))[:, :, ::2]),
-    "h0 Fortran order": dict(h0=np.asfortranarray(np.zeros((4, 2)))),
-    "out read-only": dict(out=read_only(np.zeros((3, 4, 2)))),
-    "xg read-only": dict(xg=read_only(np.zeros((3, 4, 6)))),
-    "h_n wrong ndim": dict(h_n=np.zeros((4, 2, 1))),
-    "h_prev wrong T": dict(h_prev=np.zeros((2, 4, 2))),
-    "aux not matching h_prev": dict(aux=np.zeros((0, 4, 2))),
-    "a list": dict(h0=[[0.0, 0.0]] * 4),
-}
-
-MALFORMED_BACKWARD = {
-    "gates None": dict(gates=None),
-    "d_out float32 among float64": dict(d_out=np.zeros((3, 4, 2), np.float32)),
-    "d_out wrong T": dict(d_out=np.zeros((2, 4, 2))),
-    "h_prev not kept": dict(h_prev=np.zeros((0, 4, 2))),
-    "d_ih wrong width": dict(d_ih=np.zeros((3, 4, 5))),
-    "d_hh read-only": dict(d_hh=read_only(np.zeros((3, 4, 6)))),
-    "dh0 not contiguous": dict(dh0=np.zeros((4, 4))[:, ::2]),
-    "w_hh wrong shape": dict(w_hh=np.zeros((6, 3))),
-    "lengths float": dict(lengths=np.full(4, 3.0)),
-}
-
-
-@pytest.mark.parametrize("case", MALFORMED_FORWARD)
-def test_malformed_forward_call_raises(case):
-    with pytest.raises((TypeError, ValueError)):
-        _gru.forward_steps(**dict(forward_args(), **MALFORMED_FORWARD[case]))
-
-
-@pytest.mark.parametrize("case", MALFORMED_BACKWARD)
-def test_malformed_backward_call_raises(case):
-    with pytest.raises((TypeError, ValueError)):
-        _gru.backward_steps(**dict(backward_args(), **MALFORMED_BACKWARD[case]))
-
-
-def test_well_formed_direct_calls_run():
-    _gru.forward_steps(**forward_args())
-    _gru.forward_steps(**dict(forward_args(), h_prev=np.zeros((0, 4, 2)), aux=np.zeros((0, 4, 2))))
-    _gru.forward_steps(**forward_args(dt=np.float32))
-    _gru.backward_steps(**backward_args())
-    _gru.backward_steps(**dict(backward_args(), reset_after=False))
-
-
-def test_empty_sequences_and_batches():
-    a = forward_args(T=0)
-    a["h0"] = np.arange(8.0).reshape(4, 2)
-    _gru.forward_steps(**dict(a, h_prev=np.zeros((0, 4, 2)), aux=np.zeros((0, 4, 2))))
-    np.testing.assert_array_equal(a["h_n"], a["h0"])
-    _gru.forward_steps(**forward_args(B=0))
-    b = backward_args(T=0)
-    b["d_h_n"] = np.ones((4, 2))
-    _gru.backward_steps(**b)
-    np.testing.assert_array_equal(b["dh0"], b["d_h_n"])
-
-
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
 @pytest.mark.parametrize("B", [1, 3, 40])
 def test_step_matches_reference(dtype, rng, reset_after, B):
@@ -268,76 +124,368 @@ def test_step_matches_reference(dtype, rng, reset_after, B):
     assert_close(*outs, dtype, "cython step")
 
 
-def step_args(B=2, I=3, H=2, dt=np.float64):
-    z = lambda *s: np.zeros(s, dt)  # noqa: E731
-    return dict(x=z(B, I), h=z(B, H), w_ih=z(3 * H, I), w_hh=z(3 * H, H), b_ih=z(3 * H),
-                b_hh=z(3 * H), reset_after=True, out=z(B, H))
+# ---- direct calls of the kernels: well formed, as _engine makes them, then broken ----
+
+T_, B_, I_, H_ = 3, 6, 5, 20   # float64: 8 columns a tile, so 3H = 60 and I = 5 are padded
+KERNELS = ("project_team", "forward_team", "backward_team", "dx_team", "sums_team", "step")
 
 
-MALFORMED_STEP = {
-    "x None": dict(x=None),
-    "h float32 among float64": dict(h=np.zeros((2, 2), np.float32)),
-    "x wrong batch": dict(x=np.zeros((3, 3))),
-    "w_ih wrong inputs": dict(w_ih=np.zeros((6, 4))),
-    "w_hh transposed": dict(w_hh=np.zeros((2, 6))),
-    "b_ih too short": dict(b_ih=np.zeros(5)),
-    "out wrong shape": dict(out=np.zeros((2, 3))),
-    "out read-only": dict(out=read_only(np.zeros((2, 2)))),
-    "h H = 0": dict(h=np.zeros((2, 0))),
-    "x not contiguous": dict(x=np.zeros((2, 6))[:, ::2]),
+def kernel_args(kernel, dt=np.float64, reset_after=True, keep=True):
+    """The arguments _engine gives `kernel` for a (T_, B_, I_, H_) layer (tid 0 of a team
+    of one), by name, in the kernel's order."""
+    rng = np.random.default_rng(0)
+    T, B, I, H, G = T_, B_, I_, H_, 3 * H_
+    nr = _layout.nr_of(dt)
+
+    def f(*shape):
+        return rng.uniform(-0.5, 0.5, shape).astype(dt)
+
+    w_ih, w_hh = f(G, I), f(G, H)
+    plan = _layout.partition(B, H, dt)
+    rows, U, pieces = plan["rows"], plan["units"], plan["pieces"]
+    lengths = np.array([T, 0, 1, T, 2, T], np.int64)
+    team = dict(tid=0, nthreads=1, sync=_threads.new_sync())
+    kept = T if keep else 0
+    if kernel == "project_team":
+        Gp = -(-G // nr) * nr
+        a = dict(x=f(T * B, I), wp=_layout.pack(np.ascontiguousarray(w_ih.T), nr), b=f(G),
+                 xg=np.zeros((T * B, Gp), dt))
+    elif kernel == "forward_team":
+        Gp = -(-G // nr) * nr
+        a = dict(xg=f(T, B, Gp), wf=_layout.pack_forward(w_hh, U, nr), b_hh=f(G), lengths=lengths,
+                 reverse=False, reset_after=reset_after, keep=keep, rows=rows, U=U,
+                 hbuf=f(2, B, H), rh=np.zeros((B, H), dt),
+                 scratch=np.zeros((pieces, rows, 4 * U), dt), out=np.zeros((T, B, H), dt),
+                 h_prev=np.zeros((kept, B, H), dt), gates=np.zeros((kept, B, G), dt),
+                 aux=np.zeros((kept, B, H), dt))
+    elif kernel == "backward_team":
+        d_ih = np.zeros((T, B, G), dt)
+        a = dict(d_out=f(T, B, H), wb=_layout.pack_backward(w_hh, U, nr), lengths=lengths,
+                 reverse=False, reset_after=reset_after, rows=rows, U=U,
+                 h_prev=f(T, B, H), gates=(f(T, B, G) + 0.5), aux=f(T, B, H),
+                 dh=f(B, H), dh_dir=np.zeros((B, H), dt),
+                 scratch=np.zeros((pieces, rows, 2 * U), dt),
+                 d_ih=d_ih, d_hh=np.zeros((T, B, G), dt) if reset_after else d_ih)
+    elif kernel == "dx_team":
+        a = dict(d_ih=f(T * B, G), wp=_layout.pack(w_ih, nr), dx=np.zeros((T * B, I), dt),
+                 scratch=np.zeros((1, _layout.PROJECT_ROWS, -(-I // nr) * nr), dt))
+    elif kernel == "sums_team":
+        xp = _layout.pack(f(T * B, I), nr)
+        a = dict(d=f(T * B, G), xp=xp, xp_n=xp, n_split=G, chunk=_layout.SUM_ROWS,
+                 part=np.zeros((G, xp.shape[0] * nr + 1)), tile_buf=np.zeros((1, 4, nr), dt))
+    else:
+        wp_ih, wf, U = _engine.prepare_step(w_ih, w_hh, dt)
+        return dict(x=f(B, I), h=f(B, H), wp_ih=wp_ih, wf=wf, b_ih=f(G), b_hh=f(G),
+                    reset_after=reset_after, U=U, out=np.zeros((B, H), dt))
+    return {**a, **team}
+
+
+def call(kernel, args):
+    getattr(_gru, kernel)(*args.values())
+
+
+def resized(axis, by):
+    """A break: the argument with one dimension longer (by > 0) or shorter, zeros."""
+    def make(a):
+        shape = list(a.shape)
+        shape[axis] += by
+        return np.zeros(shape, a.dtype)
+    return make
+
+
+def read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+NR64 = 8   # float64's tile width
+# The calls only the kernels' own checks catch: kernel: {case: (argument, how to break
+# it: its value -> the malformed one[, the argument the message blames, where the
+# broken one sets a dimension the others must follow])}. Every argument is broken at
+# least once, except the flags (reverse, reset_after: any truth value is well formed).
+# Each case is tid 0 of a team of one, so that an unchecked kernel runs to its end:
+# without the checks each of these crashed the process (out-of-bounds reads or writes),
+# wrote out of bounds silently or ran on silently.
+TEAM = {
+    "tid = nthreads": ("tid", lambda a: 1),
+    "tid < 0": ("tid", lambda a: -1),
+    "nthreads = 0": ("nthreads", lambda a: 0, "tid"),
+    "sync too short": ("sync", lambda a: np.zeros(8, np.int64)),
+    "sync None": ("sync", lambda a: None),
+}
+MALFORMED = {
+    "project_team": {
+        "x one row more than xg": ("x", resized(0, 1), "xg"),
+        "wp None": ("wp", lambda a: None),
+        "wp one input too many": ("wp", resized(1, 1)),
+        "wp one tile short": ("wp", resized(0, -1)),
+        "wp half tiles": ("wp", lambda a: np.zeros((a.shape[0], a.shape[1], NR64 // 2))),
+        "b longer than xg's rows": ("b", lambda a: np.zeros(80), "xg"),
+        "xg one row short": ("xg", resized(0, -1)),
+        "xg width not a multiple of NR": ("xg", resized(1, 1)),
+        **TEAM,
+    },
+    "forward_team": {
+        "xg narrower than 3H": ("xg", resized(2, -NR64)),
+        "xg width not a multiple of NR": ("xg", resized(2, 1)),
+        "xg one step more than out": ("xg", resized(0, 1), "out"),
+        "hbuf None": ("hbuf", lambda a: None),
+        "wf one tile short": ("wf", resized(0, -1)),
+        "wf for another H": ("wf", resized(1, 1)),
+        "wf of pack_backward": ("wf", lambda a: np.zeros((3, 60, NR64))),
+        "b_hh too short": ("b_hh", resized(0, -1)),
+        "lengths one short": ("lengths", lambda a: np.full(5, 3, np.int64)),
+        "lengths past T": ("lengths", lambda a: np.array([3, 0, 1, 4, 2, 3], np.int64)),
+        "lengths negative": ("lengths", lambda a: np.array([3, 0, -1, 3, 2, 3], np.int64)),
+        "rows 0": ("rows", lambda a: 0),
+        "rows beyond the batch": ("rows", lambda a: 1 << 40),
+        "U 0": ("U", lambda a: 0),
+        "U not a multiple of NR": ("U", lambda a: 12),
+        "U beyond H": ("U", lambda a: 1 << 40),
+        "hbuf one row short": ("hbuf", resized(1, -1)),
+        "hbuf single": ("hbuf", resized(0, -1)),
+        "rh one row short": ("rh", resized(0, -1)),
+        "scratch no pieces": ("scratch", resized(0, -1)),
+        "scratch rows short": ("scratch", resized(1, -4)),
+        "scratch narrower than 3U": ("scratch", lambda a: np.zeros((1, 8, 40))),
+        "out one step short": ("out", resized(0, -1)),
+        "h_prev not kept": ("h_prev", resized(0, -3)),
+        "gates H wide": ("gates", lambda a: np.zeros(a.shape[:2] + (20,))),
+        "aux one row short": ("aux", resized(1, -1)),
+        "keep without caches": ("keep", lambda a: True, "h_prev"),
+        **TEAM,
+    },
+    "backward_team": {
+        "d_out one step short": ("d_out", resized(0, -1)),
+        "gates None": ("gates", lambda a: None),
+        "wb of pack_forward": ("wb", lambda a: np.zeros((9, 20, NR64))),
+        "wb one tile short": ("wb", resized(0, -1)),
+        "lengths past T": ("lengths", lambda a: np.array([3, 0, 1, 3, 2, 9], np.int64)),
+        "lengths one long": ("lengths", lambda a: np.full(7, 3, np.int64)),
+        "rows 0": ("rows", lambda a: 0),
+        "U not a multiple of NR": ("U", lambda a: 20),
+        "h_prev not kept": ("h_prev", resized(0, -3)),
+        "gates not 3H wide": ("gates", resized(2, -1)),
+        "gates one row more": ("gates", resized(1, 1), "d_out"),
+        "aux one unit short": ("aux", resized(2, -1)),
+        "dh one row short": ("dh", resized(0, -1)),
+        "dh_dir one unit short": ("dh_dir", resized(1, -1)),
+        "scratch no pieces": ("scratch", resized(0, -1)),
+        "scratch rows short": ("scratch", resized(1, -4)),
+        "scratch narrower than U": ("scratch", lambda a: np.zeros(a.shape[:2] + (8,))),
+        "d_ih one step short": ("d_ih", resized(0, -1)),
+        "d_hh one gate row short": ("d_hh", resized(2, -1)),
+        **TEAM,
+    },
+    "dx_team": {
+        "d_ih one row more than dx": ("d_ih", resized(0, 1), "dx"),
+        "dx None": ("dx", lambda a: None),
+        "wp one tile short": ("wp", resized(0, -1)),
+        "wp another G": ("wp", resized(1, 1)),
+        "dx one row short": ("dx", resized(0, -1)),
+        "dx wider than the scratch": ("dx", lambda a: np.zeros((a.shape[0], 9)), "scratch"),
+        "scratch no threads": ("scratch", resized(0, -1)),
+        "scratch rows short": ("scratch", resized(1, -1)),
+        "scratch width not a multiple of NR": ("scratch", resized(2, -1)),
+        **TEAM,
+    },
+    "sums_team": {
+        "d one row more than xp": ("d", resized(0, 1), "xp"),
+        "xp_n None": ("xp_n", lambda a: None),
+        "xp one row short": ("xp", resized(1, -1)),
+        "xp half tiles": ("xp", lambda a: np.zeros(a.shape[:2] + (NR64 // 2,))),
+        "xp_n one tile short": ("xp_n", resized(0, -1)),
+        "n_split negative": ("n_split", lambda a: -1),
+        "n_split past G": ("n_split", lambda a: 61),
+        "chunk 0": ("chunk", lambda a: 0),
+        "part one column short": ("part", resized(1, -1)),
+        "part one gate row short": ("part", resized(0, -1)),
+        "tile_buf no threads": ("tile_buf", resized(0, -1)),
+        "tile_buf 2 rows": ("tile_buf", resized(1, -2)),
+        **TEAM,
+    },
+    "step": {
+        "x one row more than h": ("x", resized(0, 1)),
+        "h of out's size, other dims": ("h", lambda a: np.zeros((4, 30)), "x"),
+        "wf None": ("wf", lambda a: None),
+        "wp_ih one input short": ("wp_ih", resized(1, -1)),
+        "wp_ih one tile short": ("wp_ih", resized(0, -1)),
+        "wf one tile short": ("wf", resized(0, -1)),
+        "wf for another H": ("wf", resized(1, -1)),
+        "b_ih too short": ("b_ih", resized(0, -1)),
+        "b_hh too short": ("b_hh", resized(0, -1)),
+        "U 0": ("U", lambda a: 0),
+        "U not a multiple of NR": ("U", lambda a: 12),
+        "U beyond H": ("U", lambda a: 64),
+        "out of the right size, other dims": ("out", lambda a: np.zeros((5, 24))),
+    },
+}
+MALFORMED_CASES = [pytest.param(kernel, case, id=f"{kernel}-{case}")
+                   for kernel, cases in MALFORMED.items() for case in cases]
+
+
+def malformed_args(kernel, case):
+    """kernel_args with the one argument that `case` breaks, broken."""
+    name, breaks = MALFORMED[kernel][case][:2]
+    args = kernel_args(kernel, keep=case != "keep without caches")
+    args[name] = breaks(args[name])
+    return args
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_every_argument_is_broken_by_some_case(kernel):
+    names = set(kernel_args(kernel)) - {"reverse", "reset_after"}
+    assert names == {entry[0] for entry in MALFORMED[kernel].values()}
+
+
+@pytest.mark.parametrize("kernel, case", MALFORMED_CASES)
+def test_malformed_call_raises(kernel, case):
+    args = malformed_args(kernel, case)
+    before = {k: v.copy() for k, v in args.items() if isinstance(v, np.ndarray)}
+    with pytest.raises((TypeError, ValueError)) as info:
+        call(kernel, args)
+    message = str(info.value)
+    if info.type is ValueError and "buffer" not in message.lower():   # not the conversion's
+        entry = MALFORMED[kernel][case]
+        blamed = entry[2] if len(entry) > 2 else entry[0]
+        assert message.startswith(f"{blamed} must "), message
+    for k, v in before.items():   # it raised before touching anything
+        np.testing.assert_array_equal(args[k], v, err_msg=k)
+
+
+@pytest.mark.parametrize("kernel, reset_after, keep", [
+    ("project_team", True, True), ("dx_team", True, True), ("sums_team", True, True),
+    ("forward_team", True, True), ("forward_team", False, True), ("forward_team", True, False),
+    ("forward_team", False, False), ("backward_team", True, True),
+    ("backward_team", False, True), ("step", True, True), ("step", False, True)])
+def test_well_formed_direct_call_runs(kernel, reset_after, keep, dtype):
+    args = kernel_args(kernel, dtype, reset_after, keep)
+    call(kernel, args)
+    for k, v in args.items():
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            assert np.isfinite(v).all(), k
+
+
+def test_well_formed_direct_calls_compute(dtype):
+    """The projection and dx called directly are the products they claim to be, by a
+    team of two as by one."""
+    for n in (1, 2):
+        a = kernel_args("project_team", dtype)
+        _threads.run(_gru.project_team, tuple(a.values())[:4], n)
+        w_ih_t = a["wp"].transpose(1, 0, 2).reshape(I_, -1)[:, :3 * H_]
+        assert_close(a["xg"][:, :3 * H_], a["x"] @ w_ih_t + a["b"], dtype, f"project_team, {n}")
+        a = kernel_args("dx_team", dtype)
+        a["scratch"] = np.zeros((n,) + a["scratch"].shape[1:], dtype)
+        _threads.run(_gru.dx_team, tuple(a.values())[:4], n)
+        w_ih = a["wp"].transpose(1, 0, 2).reshape(3 * H_, -1)[:, :I_]
+        assert_close(a["dx"], a["d_ih"] @ w_ih, dtype, f"dx_team, {n}")
+
+
+CONVERSION = {  # what the conversion of the arguments rejects, before any check
+    "project_team": {"x None": ("x", lambda a: None),
+                     "x complex": ("x", lambda a: a.astype(complex)),
+                     "xg not contiguous": ("xg", lambda a: np.zeros((18, 128))[:, ::2])},
+    "forward_team": {"hbuf float32 among float64": ("hbuf", lambda a: a.astype(np.float32)),
+                     "lengths int32": ("lengths", lambda a: a.astype(np.int32)),
+                     "out read-only": ("out", read_only),
+                     "xg Fortran order": ("xg", np.asfortranarray),
+                     "h_prev a list": ("h_prev", lambda a: a.tolist())},
+    "backward_team": {"d_hh read-only": ("d_hh", read_only),
+                      "gates integer": ("gates", lambda a: a.astype(np.int64))},
+    "dx_team": {"dx 3-d": ("dx", lambda a: a[None])},
+    "sums_team": {"part float32": ("part", lambda a: a.astype(np.float32)),
+                  "chunk not an int": ("chunk", lambda a: "512")},
+    "step": {"x float32 among float64": ("x", lambda a: a.astype(np.float32)),
+             "out read-only": ("out", read_only)},
 }
 
 
-@pytest.mark.parametrize("case", MALFORMED_STEP)
-def test_malformed_step_call_raises(case):
+@pytest.mark.parametrize("kernel, case", [pytest.param(k, c, id=f"{k}-{c}")
+                                          for k, cases in CONVERSION.items() for c in cases])
+def test_unconvertible_argument_raises(kernel, case):
+    args = kernel_args(kernel)
+    name, breaks = CONVERSION[kernel][case]
+    args[name] = breaks(args[name])
     with pytest.raises((TypeError, ValueError)):
-        _gru.step(**dict(step_args(), **MALFORMED_STEP[case]))
+        call(kernel, args)
+
+
+def test_error_names_the_argument_and_both_shapes():
+    a = malformed_args("forward_team", "scratch no pieces")
+    with pytest.raises(ValueError, match=r"scratch must have shape \(1, 8, >= 72\) "
+                                         r"\(pieces, rows, >= 3U\), got \(0, 8, 96\)"):
+        call("forward_team", a)
+    a = malformed_args("forward_team", "lengths past T")
+    with pytest.raises(ValueError, match=r"lengths must be in \[0, T\] = \[0, 3\], "
+                                         r"got lengths\[3\] = 4"):
+        call("forward_team", a)
+
+
+# ---- what the glue does around the kernels ----
+
+@pytest.fixture
+def on_cython():
+    before = fastgru.get_backend()
+    fastgru.set_backend("cython")
+    try:
+        yield
+    finally:
+        fastgru.set_backend(before)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 2, 4), (4, 0, 2, 4), (0, 0, 2, 4), (4, 3, 0, 5)],
+                         ids=["T=0", "B=0", "T=B=0", "I=0"])
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_empty_shapes_through_the_glue(on_cython, dtype, shape, reset):
+    """gru_forward / gru_backward with nothing to compute: T = 0 or B = 0 never reach the
+    kernels; I = 0 does (projections and sums over zero inputs)."""
+    T, B, I, H = shape
+    rng = np.random.default_rng(5)
+    p = problem(rng, shape, dtype)
+    lengths = np.full(B, T, np.int64)
+    d_out, d_h_n = upstream(rng, T, B, H, dtype)
+    results = []
+    for name in ("cython", "numpy"):
+        fastgru.set_backend(name)
+        out, h_n, cache = fastgru.gru_forward(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"],
+                                              p["b_hh"], reset=reset, lengths=lengths,
+                                              need_cache=True, dtype=dtype)
+        assert cache.backend == name
+        results.append((out, h_n) + fastgru.gru_backward(d_out, d_h_n, cache))
+    for what, got, want in zip(("out", "h_n") + GRAD_NAMES, *results):
+        assert_close(got, want, dtype, what)
+    if T == 0 or B == 0:
+        np.testing.assert_array_equal(results[0][1], p["h0"])
+        np.testing.assert_array_equal(results[0][3], d_h_n)
 
 
 @pytest.mark.parametrize("reset_after", [True, False], ids=["after", "before"])
-def test_step_leaves_inputs_alone_and_takes_empty_batches(rng, reset_after):
-    a = {k: (rng.standard_normal(v.shape) if isinstance(v, np.ndarray) else v)
-         for k, v in step_args(B=3).items()}
-    a["reset_after"] = reset_after
+def test_step_leaves_its_inputs_unchanged(dtype, reset_after):
+    """... and computes the reference's step from the weights it was given packed."""
+    a = kernel_args("step", dtype, reset_after)
     before = {k: v.copy() for k, v in a.items() if isinstance(v, np.ndarray) and k != "out"}
-    _gru.step(**a)
+    call("step", a)
     for k, v in before.items():
         np.testing.assert_array_equal(a[k], v, err_msg=k)
-    _gru.step(**step_args(B=0))
+    want = np.empty_like(a["out"])
+    reference.step(a["x"], a["h"], *unpacked_weights(a, dtype), a["b_ih"], a["b_hh"],
+                   reset_after, want)
+    assert_close(a["out"], want, dtype, "step")
 
 
-@pytest.mark.parametrize("keep", [True, False])
-def test_tall_product_matches_the_plain_one(dtype, rng, keep):
-    """forward_steps(tall=True) takes h W_hh^T as (W_hh h^T)^T: the same numbers,
-    whatever the hidden size (the backend asks for it only for big ones)."""
-    T, B, H = 4, 5, 6
-    results = []
-    for tall in (False, True):
-        a = forward_args(T, B, H, dtype)
-        for k in ("xg", "h0", "w_hh", "b_hh"):
-            a[k] = np.random.default_rng(1).standard_normal(a[k].shape).astype(dtype)
-        a["lengths"] = np.array([4, 0, 2, 4, 1], np.int64)
-        a.update(rows=2, tall=tall)
-        if not keep:
-            a.update(h_prev=np.zeros((0, B, H), dtype), aux=np.zeros((0, B, H), dtype))
-        _gru.forward_steps(**a)
-        results.append([a[k] for k in ("xg", "out", "h_n", "h_prev", "aux")])
-    for name, x, y in zip(("gates", "out", "h_n", "h_prev", "aux"), *results):
-        assert_close(x, y, dtype, f"tall {name}")
+def unpacked_weights(a, dtype):
+    """W_ih and W_hh back from the step's packed weights."""
+    nr = _layout.nr_of(dtype)
+    w_ih = a["wp_ih"].transpose(1, 0, 2).reshape(I_, -1)[:, :3 * H_].T
+    U = a["U"]
+    chunks = -(-H_ // U)
+    wide = a["wf"].reshape(chunks, 3, U // nr, H_, nr).transpose(1, 0, 2, 4, 3)
+    w_hh = wide.reshape(3, chunks * U, H_)[:, :H_].reshape(3 * H_, H_)
+    return np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
 
 
-def test_tall_backward_matches_the_plain_one(dtype, rng):
-    """backward_steps(tall=True) takes d_hh W_hh as (W_hh^T d_hh^T)^T: the same numbers."""
-    T, B, I, H = 4, 5, 3, 6
-    p = problem(rng, (T, B, I, H), dtype)
-    lengths = np.array([4, 0, 2, 4, 1], np.int64)
-    d_out, d_h_n = upstream(rng, T, B, H, dtype)
-    cache = run(cython, p, lengths, False, True, d_out, d_h_n)
-    results = []
-    for tall in (False, True):
-        d_ih, d_hh, dh0 = (np.empty(s, dtype) for s in ((T, B, 3 * H), (T, B, 3 * H), (B, H)))
-        _gru.backward_steps(d_out, d_h_n, p["w_hh"], lengths, False, True, 2, tall,
-                            cache["h_prev"], cache["gates"], cache["aux"], d_ih, d_hh, dh0)
-        results.append((d_ih, d_hh, dh0))
-    for name, x, y in zip(("d_ih", "d_hh", "dh0"), *results):
-        assert_close(x, y, dtype, f"tall {name}")
+def test_step_takes_an_empty_batch(dtype):
+    a = kernel_args("step", dtype)
+    a.update(x=np.zeros((0, I_), dtype), h=np.zeros((0, H_), dtype), out=np.zeros((0, H_), dtype))
+    call("step", a)

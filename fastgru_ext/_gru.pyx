@@ -44,12 +44,13 @@ from ._math cimport sigmoid_, tanh_
 
 
 cdef extern from "_product.h" nogil:
-    void tile_f32(int64_t mr, const float *a, int64_t a_off, int64_t sa_r, int64_t sa_k,
-                  const float *w, int64_t w_off, int64_t ldw, float *c, int64_t c_off,
-                  int64_t ldc, int64_t K, int cont)
-    void tile_f64(int64_t mr, const double *a, int64_t a_off, int64_t sa_r, int64_t sa_k,
-                  const double *w, int64_t w_off, int64_t ldw, double *c, int64_t c_off,
-                  int64_t ldc, int64_t K, int cont)
+    int64_t tiles_at_once(int64_t mr)
+    void tile_f32(int64_t mr, int64_t nt, const float *a, int64_t a_off, int64_t sa_r,
+                  int64_t sa_k, const float *w, int64_t w_off, int64_t ldw, int64_t w_step,
+                  float *c, int64_t c_off, int64_t ldc, int64_t K, int cont)
+    void tile_f64(int64_t mr, int64_t nt, const double *a, int64_t a_off, int64_t sa_r,
+                  int64_t sa_k, const double *w, int64_t w_off, int64_t ldw, int64_t w_step,
+                  double *c, int64_t c_off, int64_t ldc, int64_t K, int cont)
 
 cdef extern from "_sync.h" nogil:
     void barrier(int64_t *sync, int nthreads)
@@ -71,14 +72,14 @@ cdef inline Py_ssize_t _nr(floating *dummy) noexcept nogil:
         return 8
 
 
-cdef inline void _tile(Py_ssize_t mr, const floating *a, Py_ssize_t a_off, Py_ssize_t sa_r,
-                       Py_ssize_t sa_k, const floating *w, Py_ssize_t w_off, Py_ssize_t ldw,
-                       floating *c, Py_ssize_t c_off, Py_ssize_t ldc, Py_ssize_t K,
-                       bint cont) noexcept nogil:
+cdef inline void _tile(Py_ssize_t mr, Py_ssize_t nt, const floating *a, Py_ssize_t a_off,
+                       Py_ssize_t sa_r, Py_ssize_t sa_k, const floating *w, Py_ssize_t w_off,
+                       Py_ssize_t ldw, Py_ssize_t w_step, floating *c, Py_ssize_t c_off,
+                       Py_ssize_t ldc, Py_ssize_t K, bint cont) noexcept nogil:
     if floating is float:
-        tile_f32(mr, a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont)
+        tile_f32(mr, nt, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
     else:
-        tile_f64(mr, a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont)
+        tile_f64(mr, nt, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
 
 
 cdef inline void _span(Py_ssize_t n, int tid, int nthreads, Py_ssize_t *lo,
@@ -303,42 +304,38 @@ cdef int _check_step(Py_ssize_t NR, const Py_ssize_t *x, const Py_ssize_t *h,
 
 
 cdef void _product(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize_t m,
-                   const floating *w, Py_ssize_t w_tile, Py_ssize_t n_tiles, Py_ssize_t K,
-                   floating *c, Py_ssize_t ldc, Py_ssize_t k_block) noexcept nogil:
-    """c[i, j*NR + l] = sum_k a[a_off + i*lda + k] w[w_tile + j, k, l] for i < m and
-    j < n_tiles; w is packed tile-major (tiles, K, NR); c is (m, >= n_tiles*NR) flat
-    with row stride ldc. K is cut into blocks that continue the same chains."""
+                   const floating *w, Py_ssize_t w_tile, Py_ssize_t n_tiles, Py_ssize_t K_all,
+                   Py_ssize_t k_first, Py_ssize_t K, floating *c, Py_ssize_t ldc,
+                   Py_ssize_t k_block) noexcept nogil:
+    """c[i, j*NR + l] = sum_k a[a_off + i*lda + k] w[w_tile + j, k_first + k, l] for
+    i < m, j < n_tiles and k < K; w is packed tile-major (tiles, K_all, NR); c is
+    (m, >= n_tiles*NR) flat with row stride ldc. K is cut into blocks of k_block that
+    continue the same chains; one or two rows take several tiles at once."""
     cdef Py_ssize_t NR = _nr(c)
-    cdef Py_ssize_t k0 = 0, kn, j, i, w_off
+    cdef Py_ssize_t step = K_all * NR
+    cdef Py_ssize_t k0 = 0, kn, j, i, t, nt, w_base
     cdef Py_ssize_t k_end = K if K > 1 else 1
     if k_block <= 0:
         k_block = k_end
     while k0 < k_end:
         kn = (K if K < k0 + k_block else k0 + k_block) - k0
-        for j in range(n_tiles):
-            w_off = ((w_tile + j) * K + k0) * NR
-            i = 0
-            while i < m:
-                _tile(4 if m - i > 4 else m - i, a, a_off + i * lda + k0, lda, 1, w, w_off, NR,
-                      c, i * ldc + j * NR, ldc, kn, k0 > 0)
-                i += 4
+        w_base = (w_tile * K_all + k_first + k0) * NR
+        if m <= 2:
+            nt = tiles_at_once(m)
+            j = 0
+            while j < n_tiles:
+                t = nt if j + nt <= n_tiles else 1
+                _tile(m, t, a, a_off + k0, lda, 1, w, w_base + j * step, NR, step,
+                      c, j * NR, ldc, kn, k0 > 0)
+                j += t
+        else:
+            for j in range(n_tiles):
+                i = 0
+                while i < m:
+                    _tile(4 if m - i > 4 else m - i, 1, a, a_off + i * lda + k0, lda, 1, w,
+                          w_base + j * step, NR, step, c, i * ldc + j * NR, ldc, kn, k0 > 0)
+                    i += 4
         k0 += k_block
-
-
-cdef void _product_rows(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize_t m,
-                        const floating *w, Py_ssize_t w_tile, Py_ssize_t n_tiles,
-                        Py_ssize_t K_all, Py_ssize_t k_first, Py_ssize_t K,
-                        floating *c, Py_ssize_t ldc) noexcept nogil:
-    """As _product over rows k_first .. k_first + K of packed w (tiles, K_all, NR)."""
-    cdef Py_ssize_t NR = _nr(c)
-    cdef Py_ssize_t j, i, w_off
-    for j in range(n_tiles):
-        w_off = ((w_tile + j) * K_all + k_first) * NR
-        i = 0
-        while i < m:
-            _tile(4 if m - i > 4 else m - i, a, a_off + i * lda, lda, 1, w, w_off, NR,
-                  c, i * ldc + j * NR, ldc, K, False)
-            i += 4
 
 
 cdef void _project(const floating[:, ::1] x, const floating[:, :, ::1] wp,
@@ -359,7 +356,7 @@ cdef void _project(const floating[:, ::1] x, const floating[:, :, ::1] wp,
         for p in range(lo, hi):
             r0 = p * _PROJECT_ROWS
             m = (N if N < r0 + _PROJECT_ROWS else r0 + _PROJECT_ROWS) - r0
-            _product(&x[0, 0], r0 * I, I, m, &wp[0, 0, 0], 0, Gp // NR, I,
+            _product(&x[0, 0], r0 * I, I, m, &wp[0, 0, 0], 0, Gp // NR, I, 0, I,
                      xgp + r0 * Gp, Gp, _K_BLOCK)
             for i in range(r0, r0 + m):
                 row = xgp + i * Gp
@@ -429,7 +426,7 @@ cdef void _forward(const floating[:, :, ::1] xg, const floating[:, :, ::1] wf,
                 nu = (H if H < u0 + U else u0 + U) - u0
                 sf = scrp + p * rows * U3
                 _product(hflat, cur * B * H + r0 * H, H, m, wfp, ch * 3 * tiles,
-                         3 * tiles if reset_after else 2 * tiles, H, sf, U3, H)
+                         3 * tiles if reset_after else 2 * tiles, H, 0, H, sf, U3, _K_BLOCK)
                 for i in range(m):
                     b = r0 + i
                     g = xgp + (t * B + b) * Gp
@@ -494,8 +491,8 @@ cdef void _forward(const floating[:, :, ::1] xg, const floating[:, :, ::1] wf,
                     u0 = ch * U
                     nu = (H if H < u0 + U else u0 + U) - u0
                     sf = scrp + p * rows * U3
-                    _product(rhf, r0 * H, H, m, wfp, ch * 3 * tiles + 2 * tiles, tiles, H,
-                             sf + 2 * U, U3, H)
+                    _product(rhf, r0 * H, H, m, wfp, ch * 3 * tiles + 2 * tiles, tiles, H, 0, H,
+                             sf + 2 * U, U3, _K_BLOCK)
                     for i in range(m):
                         b = r0 + i
                         g = xgp + (t * B + b) * Gp
@@ -745,8 +742,8 @@ def backward_team(const floating[:, :, ::1] d_out not None, const floating[:, :,
                     nu = (H if H < u0 + U else u0 + U) - u0
                     sf = scrp + p * rows * U
                     # rows 2H..3H of each packed tile: the n gate's
-                    _product_rows(d_ihf, (t * B + r0) * G + 2 * H, G, m, wbp, ch * tiles,
-                                  tiles, G, 2 * H, H, sf, U)
+                    _product(d_ihf, (t * B + r0) * G + 2 * H, G, m, wbp, ch * tiles,
+                             tiles, G, 2 * H, H, sf, U, _K_BLOCK)
                     for i in range(m):
                         b = r0 + i
                         if t < lens[b]:
@@ -770,8 +767,8 @@ def backward_team(const floating[:, :, ::1] d_out not None, const floating[:, :,
                 u0 = ch * U
                 nu = (H if H < u0 + U else u0 + U) - u0
                 sf = scrp + p * rows * U
-                _product_rows(d_hhf, (t * B + r0) * G, G, m, wbp, ch * tiles, tiles, G, 0, K,
-                              sf, U)
+                _product(d_hhf, (t * B + r0) * G, G, m, wbp, ch * tiles, tiles, G, 0, K,
+                         sf, U, _K_BLOCK)
                 for i in range(m):
                     b = r0 + i
                     dhr = dhp + b * H + u0
@@ -806,7 +803,8 @@ def dx_team(const floating[:, ::1] d_ih not None, const floating[:, :, ::1] wp n
         for p in range(lo, hi):
             r0 = p * _PROJECT_ROWS
             m = (N if N < r0 + _PROJECT_ROWS else r0 + _PROJECT_ROWS) - r0
-            _product(&d_ih[0, 0], r0 * G, G, m, &wp[0, 0, 0], 0, Ip // NR, G, sf, Ip, _K_BLOCK)
+            _product(&d_ih[0, 0], r0 * G, G, m, &wp[0, 0, 0], 0, Ip // NR, G, 0, G, sf, Ip,
+                     _K_BLOCK)
             for i in range(m):
                 for j in range(I):
                     dxp[(r0 + i) * I + j] = sf[i * Ip + j]
@@ -865,7 +863,7 @@ def sums_team(const floating[:, ::1] d not None, const floating[:, :, ::1] xp no
                 while n0 < N:
                     kn = (N if N < n0 + chunk else n0 + chunk) - n0
                     for j in range(tiles):
-                        _tile(e - a, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR,
+                        _tile(e - a, 1, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR, 0,
                               bf, 0, NR, kn, False)
                         for i in range(e - a):
                             for l in range(NR):

@@ -5,11 +5,13 @@
  * code with fused multiply-add (explicit intrinsics or fma()/fmaf(); the build
  * passes -ffp-contract=off, so the compiler fuses nothing else).
  *
- *   tile_f32 / tile_f64(mr, a, a_off, sa_r, sa_k, w, w_off, ldw, c, c_off, ldc, K, cont):
+ *   tile_f32 / tile_f64(mr, nt, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c,
+ *                       c_off, ldc, K, cont), for one tile (nt = 1):
  *
  *   c[c_off + i*ldc + j] = sum_k a[a_off + i*sa_r + k*sa_k] * w[w_off + k*ldw + j]
  *   for i < mr (1..4) and j < NR (16 floats or 8 doubles: one 64-byte line,
- *   two 256-bit vectors)
+ *   two 256-bit vectors); for nt tiles side by side, the tiles of w are w_step
+ *   elements apart (one or two rows take 4 or 2 tiles at once).
  *
  * Each output element is one chain over k = 0 .. K-1, starting from zero, or
  * (cont) from the tile's current value, so that a product cut into K blocks gives
@@ -43,70 +45,58 @@
 #define FG_IN_REGISTER(v) ((void)0)
 #endif
 
-FG_INLINE void fg_tile_f32_m(const int mr, const float *a, int64_t sa_r, int64_t sa_k,
-                             const float *w, int64_t ldw, float *c, int64_t ldc,
-                             int64_t K, int cont)
+FG_INLINE void fg_tile_f32_m(const int mr, const int nt, const float *a, int64_t sa_r,
+                             int64_t sa_k, const float *w, int64_t ldw, int64_t w_step,
+                             float *c, int64_t ldc, int64_t K, int cont)
 {
-    __m256 acc[4][2];
-    int i;
+    __m256 acc[4][8], wv[8];
+    const int nv = 2 * nt;
+    int i, v;
     int64_t k;
-    for (i = 0; i < mr; i++) {
-        if (cont) {
-            acc[i][0] = _mm256_loadu_ps(c + i * ldc);
-            acc[i][1] = _mm256_loadu_ps(c + i * ldc + 8);
-        } else {
-            acc[i][0] = _mm256_setzero_ps();
-            acc[i][1] = _mm256_setzero_ps();
-        }
-    }
+    for (i = 0; i < mr; i++)
+        for (v = 0; v < nv; v++)
+            acc[i][v] = cont ? _mm256_loadu_ps(c + i * ldc + v * 8) : _mm256_setzero_ps();
     for (k = 0; k < K; k++) {
-        __m256 w0 = _mm256_loadu_ps(w + k * ldw);
-        __m256 w1 = _mm256_loadu_ps(w + k * ldw + 8);
-        FG_IN_REGISTER(w0);
-        FG_IN_REGISTER(w1);
+        for (v = 0; v < nv; v++) {
+            wv[v] = _mm256_loadu_ps(w + (v / 2) * w_step + k * ldw + (v % 2) * 8);
+            FG_IN_REGISTER(wv[v]);
+        }
         for (i = 0; i < mr; i++) {
             const __m256 s = _mm256_set1_ps(a[i * sa_r + k * sa_k]);
-            acc[i][0] = _mm256_fmadd_ps(s, w0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_ps(s, w1, acc[i][1]);
+            for (v = 0; v < nv; v++)
+                acc[i][v] = _mm256_fmadd_ps(s, wv[v], acc[i][v]);
         }
     }
-    for (i = 0; i < mr; i++) {
-        _mm256_storeu_ps(c + i * ldc, acc[i][0]);
-        _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
-    }
+    for (i = 0; i < mr; i++)
+        for (v = 0; v < nv; v++)
+            _mm256_storeu_ps(c + i * ldc + v * 8, acc[i][v]);
 }
 
-FG_INLINE void fg_tile_f64_m(const int mr, const double *a, int64_t sa_r, int64_t sa_k,
-                             const double *w, int64_t ldw, double *c, int64_t ldc,
-                             int64_t K, int cont)
+FG_INLINE void fg_tile_f64_m(const int mr, const int nt, const double *a, int64_t sa_r,
+                             int64_t sa_k, const double *w, int64_t ldw, int64_t w_step,
+                             double *c, int64_t ldc, int64_t K, int cont)
 {
-    __m256d acc[4][2];
-    int i;
+    __m256d acc[4][8], wv[8];
+    const int nv = 2 * nt;
+    int i, v;
     int64_t k;
-    for (i = 0; i < mr; i++) {
-        if (cont) {
-            acc[i][0] = _mm256_loadu_pd(c + i * ldc);
-            acc[i][1] = _mm256_loadu_pd(c + i * ldc + 4);
-        } else {
-            acc[i][0] = _mm256_setzero_pd();
-            acc[i][1] = _mm256_setzero_pd();
-        }
-    }
+    for (i = 0; i < mr; i++)
+        for (v = 0; v < nv; v++)
+            acc[i][v] = cont ? _mm256_loadu_pd(c + i * ldc + v * 4) : _mm256_setzero_pd();
     for (k = 0; k < K; k++) {
-        __m256d w0 = _mm256_loadu_pd(w + k * ldw);
-        __m256d w1 = _mm256_loadu_pd(w + k * ldw + 4);
-        FG_IN_REGISTER(w0);
-        FG_IN_REGISTER(w1);
+        for (v = 0; v < nv; v++) {
+            wv[v] = _mm256_loadu_pd(w + (v / 2) * w_step + k * ldw + (v % 2) * 4);
+            FG_IN_REGISTER(wv[v]);
+        }
         for (i = 0; i < mr; i++) {
             const __m256d s = _mm256_set1_pd(a[i * sa_r + k * sa_k]);
-            acc[i][0] = _mm256_fmadd_pd(s, w0, acc[i][0]);
-            acc[i][1] = _mm256_fmadd_pd(s, w1, acc[i][1]);
+            for (v = 0; v < nv; v++)
+                acc[i][v] = _mm256_fmadd_pd(s, wv[v], acc[i][v]);
         }
     }
-    for (i = 0; i < mr; i++) {
-        _mm256_storeu_pd(c + i * ldc, acc[i][0]);
-        _mm256_storeu_pd(c + i * ldc + 4, acc[i][1]);
-    }
+    for (i = 0; i < mr; i++)
+        for (v = 0; v < nv; v++)
+            _mm256_storeu_pd(c + i * ldc + v * 4, acc[i][v]);
 }
 
 #else   /* no AVX + FMA: one scalar chain per element */
@@ -122,74 +112,94 @@ FG_INLINE void fg_tile_f64_m(const int mr, const double *a, int64_t sa_r, int64_
 #define FG_MADD_F64(x, y, acc) ((acc) + (x) * (y))
 #endif
 
-FG_INLINE void fg_tile_f32_m(const int mr, const float *a, int64_t sa_r, int64_t sa_k,
-                             const float *w, int64_t ldw, float *c, int64_t ldc,
-                             int64_t K, int cont)
+FG_INLINE void fg_tile_f32_m(const int mr, const int nt, const float *a, int64_t sa_r,
+                             int64_t sa_k, const float *w, int64_t ldw, int64_t w_step,
+                             float *c, int64_t ldc, int64_t K, int cont)
 {
-    int i, j;
+    int i, j, q;
     int64_t k;
-    for (i = 0; i < mr; i++) {
-        for (j = 0; j < 16; j++) {
-            float acc = cont ? c[i * ldc + j] : 0.0f;
-            for (k = 0; k < K; k++)
-                acc = FG_MADD_F32(a[i * sa_r + k * sa_k], w[k * ldw + j], acc);
-            c[i * ldc + j] = acc;
+    for (q = 0; q < nt; q++) {
+        for (i = 0; i < mr; i++) {
+            for (j = 0; j < 16; j++) {
+                float acc = cont ? c[i * ldc + q * 16 + j] : 0.0f;
+                for (k = 0; k < K; k++)
+                    acc = FG_MADD_F32(a[i * sa_r + k * sa_k], w[q * w_step + k * ldw + j], acc);
+                c[i * ldc + q * 16 + j] = acc;
+            }
         }
     }
 }
 
-FG_INLINE void fg_tile_f64_m(const int mr, const double *a, int64_t sa_r, int64_t sa_k,
-                             const double *w, int64_t ldw, double *c, int64_t ldc,
-                             int64_t K, int cont)
+FG_INLINE void fg_tile_f64_m(const int mr, const int nt, const double *a, int64_t sa_r,
+                             int64_t sa_k, const double *w, int64_t ldw, int64_t w_step,
+                             double *c, int64_t ldc, int64_t K, int cont)
 {
-    int i, j;
+    int i, j, q;
     int64_t k;
-    for (i = 0; i < mr; i++) {
-        for (j = 0; j < 8; j++) {
-            double acc = cont ? c[i * ldc + j] : 0.0;
-            for (k = 0; k < K; k++)
-                acc = FG_MADD_F64(a[i * sa_r + k * sa_k], w[k * ldw + j], acc);
-            c[i * ldc + j] = acc;
+    for (q = 0; q < nt; q++) {
+        for (i = 0; i < mr; i++) {
+            for (j = 0; j < 8; j++) {
+                double acc = cont ? c[i * ldc + q * 8 + j] : 0.0;
+                for (k = 0; k < K; k++)
+                    acc = FG_MADD_F64(a[i * sa_r + k * sa_k], w[q * w_step + k * ldw + j], acc);
+                c[i * ldc + q * 8 + j] = acc;
+            }
         }
     }
 }
 
 #endif
 
-/* mr in 1..4 (more is taken as 4); each case compiles with its mr constant, so
- * the accumulators stay in registers. */
-static inline void tile_f32(int64_t mr, const float *a, int64_t a_off, int64_t sa_r,
-                            int64_t sa_k, const float *w, int64_t w_off, int64_t ldw,
-                            float *c, int64_t c_off, int64_t ldc, int64_t K, int cont)
+/* How many tiles side by side the kernel for mr rows takes at once: 8 vector
+ * accumulators or more, so that the two FMA pipes (4 cycles of latency each) are
+ * kept busy even for one or two rows. */
+static inline int64_t tiles_at_once(int64_t mr) { return mr == 1 ? 4 : (mr == 2 ? 2 : 1); }
+
+/* mr in 1..4 (more is taken as 4), nt either tiles_at_once(mr) or 1: the nt tiles
+ * of w are w_step elements apart, those of c side by side. Each case compiles with
+ * its constants, so the accumulators stay in registers. */
+static inline void tile_f32(int64_t mr, int64_t nt, const float *a, int64_t a_off,
+                            int64_t sa_r, int64_t sa_k, const float *w, int64_t w_off,
+                            int64_t ldw, int64_t w_step, float *c, int64_t c_off, int64_t ldc,
+                            int64_t K, int cont)
 {
     a += a_off;
     w += w_off;
     c += c_off;
     if (mr >= 4)
-        fg_tile_f32_m(4, a, sa_r, sa_k, w, ldw, c, ldc, K, cont);
+        fg_tile_f32_m(4, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
     else if (mr == 3)
-        fg_tile_f32_m(3, a, sa_r, sa_k, w, ldw, c, ldc, K, cont);
+        fg_tile_f32_m(3, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
+    else if (mr == 2 && nt == 2)
+        fg_tile_f32_m(2, 2, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
     else if (mr == 2)
-        fg_tile_f32_m(2, a, sa_r, sa_k, w, ldw, c, ldc, K, cont);
+        fg_tile_f32_m(2, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
+    else if (nt == 4)
+        fg_tile_f32_m(1, 4, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
     else
-        fg_tile_f32_m(1, a, sa_r, sa_k, w, ldw, c, ldc, K, cont);
+        fg_tile_f32_m(1, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
 }
 
-static inline void tile_f64(int64_t mr, const double *a, int64_t a_off, int64_t sa_r,
-                            int64_t sa_k, const double *w, int64_t w_off, int64_t ldw,
-                            double *c, int64_t c_off, int64_t ldc, int64_t K, int cont)
+static inline void tile_f64(int64_t mr, int64_t nt, const double *a, int64_t a_off,
+                            int64_t sa_r, int64_t sa_k, const double *w, int64_t w_off,
+                            int64_t ldw, int64_t w_step, double *c, int64_t c_off, int64_t ldc,
+                            int64_t K, int cont)
 {
     a += a_off;
     w += w_off;
     c += c_off;
     if (mr >= 4)
-        fg_tile_f64_m(4, a, sa_r, sa_k, w, ldw, c, ldc, K, cont);
+        fg_tile_f64_m(4, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
     else if (mr == 3)
-        fg_tile_f64_m(3, a, sa_r, sa_k, w, ldw, c, ldc, K, cont);
+        fg_tile_f64_m(3, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
+    else if (mr == 2 && nt == 2)
+        fg_tile_f64_m(2, 2, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
     else if (mr == 2)
-        fg_tile_f64_m(2, a, sa_r, sa_k, w, ldw, c, ldc, K, cont);
+        fg_tile_f64_m(2, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
+    else if (nt == 4)
+        fg_tile_f64_m(1, 4, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
     else
-        fg_tile_f64_m(1, a, sa_r, sa_k, w, ldw, c, ldc, K, cont);
+        fg_tile_f64_m(1, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
 }
 
 #endif

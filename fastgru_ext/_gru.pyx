@@ -59,9 +59,11 @@ cdef extern from "_sync.h" nogil:
 # fastgru.backends._layout's constants (cython_backend checks that they agree)
 PROJECT_ROWS = 64
 K_BLOCK = 256
+SUM_GROUPS = 16
 cdef enum:
     _PROJECT_ROWS = 64
     _K_BLOCK = 256
+    _SUM_GROUPS = 16
 
 
 cdef inline Py_ssize_t _nr(floating *dummy) noexcept nogil:
@@ -836,45 +838,53 @@ def sums_team(const floating[:, ::1] d not None, const floating[:, :, ::1] xp no
     cdef floating *bf = &tile_buf[tid, 0, 0]
     cdef double *pp = &part[0, 0]
     cdef Py_ssize_t ld = part.shape[1]
-    cdef double sm   # float64, as in the Numba twin (there d[n0, c] * 0 is float64)
+    cdef double sums[4 * _SUM_GROUPS]   # float64 bias sums of one block of gate rows
+    cdef Py_ssize_t q0, q1, c_lo, c_hi
+    cdef const floating *row
     with nogil:
         Ip = tiles * NR
         groups = (G + 3) // 4
         _span(groups, tid, nthreads, &lo, &hi)
-        for q in range(lo, hi):
-            c0 = q * 4
-            m = (G if G < c0 + 4 else c0 + 4) - c0
-            for i in range(m):
-                for j in range(Ip + 1):
-                    pp[(c0 + i) * ld + j] = 0.0
-            # a group must not straddle n_split: split it
-            for side in range(2):
-                if side == 0:
-                    a = c0
-                    e = n_split if n_split < c0 + m else c0 + m
-                else:
-                    a = n_split if n_split < c0 + m else c0 + m
-                    a = c0 if c0 > a else a
-                    e = c0 + m
-                if e <= a:
-                    continue
-                xf = xpf if a < n_split else xnf
-                n0 = 0
-                while n0 < N:
-                    kn = (N if N < n0 + chunk else n0 + chunk) - n0
-                    for j in range(tiles):
-                        _tile(e - a, 1, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR, 0,
-                              bf, 0, NR, kn, False)
-                        for i in range(e - a):
-                            for l in range(NR):
-                                pp[(a + i) * ld + j * NR + l] += bf[i * NR + l]
-                    n0 += chunk
-            for i in range(m):    # the bias: the same chains over the same chunks
-                c = c0 + i
-                n0 = 0
-                while n0 < N:
-                    sm = <double> df[n0 * G + c] * 0
-                    for nn in range(n0, (N if N < n0 + chunk else n0 + chunk)):
-                        sm = sm + df[nn * G + c]
-                    pp[c * ld + Ip] += sm
-                    n0 += chunk
+        for c in range(lo * 4, (G if G < hi * 4 else hi * 4)):
+            for j in range(Ip + 1):
+                pp[c * ld + j] = 0.0
+        # chunk by chunk, a block of gate rows at a time: each tile of x (chunk x NR)
+        # serves the whole block from cache. The additions into part keep their order.
+        n0 = 0
+        while n0 < N:
+            kn = (N if N < n0 + chunk else n0 + chunk) - n0
+            q0 = lo
+            while q0 < hi:
+                q1 = hi if hi < q0 + _SUM_GROUPS else q0 + _SUM_GROUPS
+                for j in range(tiles):
+                    for q in range(q0, q1):
+                        c0 = q * 4
+                        m = (G if G < c0 + 4 else c0 + 4) - c0
+                        for side in range(2):   # a group must not straddle n_split
+                            if side == 0:
+                                a = c0
+                                e = n_split if n_split < c0 + m else c0 + m
+                            else:
+                                a = n_split if n_split < c0 + m else c0 + m
+                                a = c0 if c0 > a else a
+                                e = c0 + m
+                            if e <= a:
+                                continue
+                            xf = xpf if a < n_split else xnf
+                            _tile(e - a, 1, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR, 0,
+                                  bf, 0, NR, kn, False)
+                            for i in range(e - a):
+                                for l in range(NR):
+                                    pp[(a + i) * ld + j * NR + l] += bf[i * NR + l]
+                c_lo = q0 * 4
+                c_hi = G if G < q1 * 4 else q1 * 4
+                for c in range(c_hi - c_lo):   # the bias: one float64 chain per column and chunk
+                    sums[c] = 0.0
+                for nn in range(n0, n0 + kn):
+                    row = df + nn * G + c_lo
+                    for c in range(c_hi - c_lo):
+                        sums[c] = sums[c] + row[c]
+                for c in range(c_hi - c_lo):
+                    pp[(c_lo + c) * ld + Ip] += sums[c]
+                q0 = q1
+            n0 += chunk

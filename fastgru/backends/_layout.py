@@ -25,6 +25,9 @@ MR = 4
 # chunks of this many rows, then added in float64 (one float32 chain over all
 # rows drifts by ~sqrt(T*B) ulp).
 SUM_ROWS = 512
+# Groups of 4 gate rows that a weight-gradient pass takes together over one chunk of
+# rows: the chunk's tile of x is read once for all of them.
+SUM_GROUPS = 16
 # Rows per projection piece (the input projection and dx are cut by rows).
 PROJECT_ROWS = 64
 # K rows per block of the projection's product: a tile's K x NR weights stay in L1

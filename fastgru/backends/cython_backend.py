@@ -5,7 +5,8 @@ from fastgru_ext import _gru
 
 from . import _engine, _layout
 
-if (_gru.PROJECT_ROWS, _gru.K_BLOCK) != (_layout.PROJECT_ROWS, _layout.K_BLOCK):
+if ((_gru.PROJECT_ROWS, _gru.K_BLOCK, _gru.SUM_GROUPS)
+        != (_layout.PROJECT_ROWS, _layout.K_BLOCK, _layout.SUM_GROUPS)):
     raise ImportError("fastgru_ext._gru was built for another fastgru: rebuild it "
                       "(python setup.py build_ext --inplace, or pip install .)")
 

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from . import _engine
-from ._layout import K_BLOCK, PROJECT_ROWS
+from ._layout import K_BLOCK, PROJECT_ROWS, SUM_GROUPS
 from ._numba_math import like, sigmoid, tanh
 from ._numba_product import nr_of, tile, tiles_at_once
 from ._numba_sync import barrier
@@ -426,35 +426,42 @@ def _sums_team(d, xp, xp_n, n_split, chunk, part, tile_buf, tid, nthreads, sync)
     lo, hi = _span(groups, tid, nthreads)
     buf = tile_buf[tid]
     bf = buf.reshape(-1)
-    for q in range(lo, hi):
-        c0 = q * 4
-        m = min(G, c0 + 4) - c0
-        for i in range(m):
-            for j in range(Ip + 1):
-                part[c0 + i, j] = 0.0
-        # a group must not straddle n_split: split it
-        for side in range(2):
-            a = c0 if side == 0 else max(c0, min(c0 + m, n_split))
-            e = min(c0 + m, n_split) if side == 0 else c0 + m
-            if e <= a:
-                continue
-            x = xp if a < n_split else xp_n
-            xf = x.reshape(-1)
-            for n0 in range(0, N, chunk):
-                kn = min(N, n0 + chunk) - n0
-                for j in range(tiles):
-                    tile(e - a, 1, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR, 0,
-                         bf, 0, NR, kn, False)
-                    for i in range(e - a):
-                        for l in range(NR):
-                            part[a + i, j * NR + l] += buf[i, l]
-        for i in range(m):    # the bias: the same chains over the same chunks
-            c = c0 + i
-            for n0 in range(0, N, chunk):
-                s = 0.0   # the bias sums run in float64 (both backends)
-                for n in range(n0, min(N, n0 + chunk)):
-                    s += d[n, c]
-                part[c, Ip] += s
+    sums = np.zeros(4 * SUM_GROUPS)   # float64 bias sums of one block of gate rows
+    for c in range(lo * 4, min(G, hi * 4)):
+        for j in range(Ip + 1):
+            part[c, j] = 0.0
+    # chunk by chunk, a block of gate rows at a time: each tile of x (chunk x NR)
+    # serves the whole block from cache (one group at a time streamed all of x:
+    # 2.5 GB of traffic at the wide shape). The additions into part keep their order.
+    for n0 in range(0, N, chunk):
+        kn = min(N, n0 + chunk) - n0
+        for q0 in range(lo, hi, SUM_GROUPS):
+            q1 = min(hi, q0 + SUM_GROUPS)
+            for j in range(tiles):
+                for q in range(q0, q1):
+                    c0 = q * 4
+                    m = min(G, c0 + 4) - c0
+                    for side in range(2):   # a group must not straddle n_split: split it
+                        a = c0 if side == 0 else max(c0, min(c0 + m, n_split))
+                        e = min(c0 + m, n_split) if side == 0 else c0 + m
+                        if e <= a:
+                            continue
+                        xf = (xp if a < n_split else xp_n).reshape(-1)
+                        tile(e - a, 1, df, n0 * G + a, 1, G, xf, (j * N + n0) * NR, NR, 0,
+                             bf, 0, NR, kn, False)
+                        for i in range(e - a):
+                            for l in range(NR):
+                                part[a + i, j * NR + l] += buf[i, l]
+            c_lo = q0 * 4
+            c_hi = min(G, q1 * 4)
+            for c in range(c_hi - c_lo):   # the bias: one float64 chain per column and chunk
+                sums[c] = 0.0
+            for n in range(n0, n0 + kn):
+                row = d[n, c_lo:c_hi]
+                for c in range(c_hi - c_lo):
+                    sums[c] += row[c]
+            for c in range(c_hi - c_lo):
+                part[c_lo + c, Ip] += sums[c]
 
 
 @njit(**_JIT)

@@ -1,5 +1,15 @@
 """Shared test helpers: tolerances from DESIGN.md's contract, one comparison function."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
+import pytest
+
+import fastgru
 
 # max abs diff <= TOL * max(1, max abs expected)
 BACKEND_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-6}
@@ -49,3 +59,39 @@ def torch_gru_run(torch, module, x, h0, lengths, packed):
     out, h_n = module(seq, h0)
     T = x.shape[1 if bf else 0]
     return torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=bf, total_length=T)[0], h_n
+
+
+# ---- subprocess checks: a fresh interpreter on the fastgru the tests imported ----
+
+def start_script(code, cwd, args=(), env=None):
+    """Start ``code`` as a script in a fresh interpreter that imports the fastgru this test
+    imported, in a process group of its own."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastgru.__file__)))
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    os.makedirs(str(cwd), exist_ok=True)
+    script = os.path.join(str(cwd), "script.py")
+    with open(script, "w") as f:
+        f.write(textwrap.dedent(code))
+    return subprocess.Popen([sys.executable, script, *args], cwd=str(cwd), env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def finish_script(proc, timeout=120, as_json=True):
+    """The JSON the script printed last (or all it printed); a hang fails the test (the
+    whole process group is killed), never CI."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"subprocess hung (> {timeout} s)\nstdout:\n{out}\nstderr:\n{err}")
+    assert proc.returncode == 0, f"subprocess failed ({proc.returncode})\n{out}\n{err}"
+    return json.loads(out.strip().splitlines()[-1]) if as_json else out
+
+
+def run_script(code, cwd, args=(), env=None, timeout=120, as_json=True):
+    """start_script, then finish_script."""
+    return finish_script(start_script(code, cwd, args, env), timeout, as_json)

@@ -1,11 +1,6 @@
 """Bitwise reproducibility: the same call twice; 1, 2 and 3 threads (fastgru's own thread
 count, 3 in a fresh process); a sequence alone or inside a batch; 8 Python threads at once."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import zlib
 
@@ -13,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastgru
-from helpers import GRAD_NAMES, random_problem, upstream
+from helpers import GRAD_NAMES, random_problem, run_script, upstream
 
 RESULT_NAMES = ("out", "h_n") + GRAD_NAMES
 
@@ -39,29 +34,6 @@ def compiled_only(backend):
     if backend == "numpy":
         pytest.skip("the NumPy reference follows NumPy's BLAS and has no threads of fastgru's")
     return backend
-
-
-def run_script(code, cwd, args=(), timeout=120):
-    """Run ``code`` as a script in a fresh interpreter that imports the fastgru this test
-    imported; a hang fails the test (the whole process group is killed), never CI."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastgru.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    script = os.path.join(str(cwd), "script.py")
-    with open(script, "w") as f:
-        f.write(textwrap.dedent(code))
-    proc = subprocess.Popen([sys.executable, script, *args], cwd=str(cwd), env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"subprocess hung (> {timeout} s)\nstdout:\n{out}\nstderr:\n{err}")
-    assert proc.returncode == 0, f"subprocess failed ({proc.returncode})\n{out}\n{err}"
-    return json.loads(out.strip().splitlines()[-1])
 
 
 # Shapes where the split of the work really changes with the thread count: a wide layer at a

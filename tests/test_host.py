@@ -14,50 +14,15 @@ import importlib.util
 import json
 import os
 import signal
-import subprocess
 import sys
-import textwrap
 
 import pytest
 
-import fastgru
+from helpers import finish_script, run_script, start_script
 
 LINUX = sys.platform.startswith("linux")
 linux_only = pytest.mark.skipif(not LINUX, reason="reads /proc/self/maps (Linux)")
 OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
-
-
-def start_script(code, cwd, args=(), env=None):
-    """Start ``code`` as a script in a fresh interpreter that imports the fastgru this test
-    imported, in a process group of its own."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastgru.__file__)))
-    env = dict(os.environ if env is None else env)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    os.makedirs(str(cwd), exist_ok=True)
-    script = os.path.join(str(cwd), "script.py")
-    with open(script, "w") as f:
-        f.write(textwrap.dedent(code))
-    return subprocess.Popen([sys.executable, script, *args], cwd=str(cwd), env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-
-
-def finish_script(proc, timeout=120):
-    """The JSON the script printed last; a hang fails the test (the whole process group is
-    killed), never CI."""
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"subprocess hung (> {timeout} s)\nstdout:\n{out}\nstderr:\n{err}")
-    assert proc.returncode == 0, f"subprocess failed ({proc.returncode})\n{out}\n{err}"
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def run_script(code, cwd, args=(), env=None, timeout=120):
-    return finish_script(start_script(code, cwd, args, env), timeout)
 
 
 _reports = {}

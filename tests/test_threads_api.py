@@ -7,44 +7,19 @@ nests and restores on exit. The default is the number of CPUs this process may r
 """
 import json
 import os
-import signal
-import subprocess
 import sys
-import textwrap
 import threading
 
 import numpy as np
 import pytest
 
 import fastgru
+from helpers import run_script
 
 BAD_TYPES = ["2", 2.0, True, False, [2], object()]
 BAD_TYPE_IDS = ["str", "float", "True", "False", "list", "object"]
 BAD_VALUES = [0, -1, -8]
 LINUX = sys.platform.startswith("linux")
-
-
-def run_script(code, cwd, env=None, timeout=120):
-    """Run ``code`` as a script in a fresh interpreter that imports the fastgru this test
-    imported; a hang fails the test (the whole process group is killed), never CI."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(fastgru.__file__)))
-    env = dict(os.environ if env is None else env)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    script = os.path.join(str(cwd), "script.py")
-    with open(script, "w") as f:
-        f.write(textwrap.dedent(code))
-    proc = subprocess.Popen([sys.executable, script], cwd=str(cwd), env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"subprocess hung (> {timeout} s)\nstdout:\n{out}\nstderr:\n{err}")
-    assert proc.returncode == 0, f"subprocess failed ({proc.returncode})\n{out}\n{err}"
-    return out
 
 
 @pytest.fixture(autouse=True)
@@ -264,7 +239,7 @@ def test_default_in_a_fresh_process(omp, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     if omp is not None:
         env["OMP_NUM_THREADS"] = omp
-    out = run_script(DEFAULT_SCRIPT.format(restrict=False), tmp_path, env)
+    out = run_script(DEFAULT_SCRIPT.format(restrict=False), tmp_path, env=env, as_json=False)
     got = json.loads(out.splitlines()[-1])
     cpus = got["cpus"]
     want = min(cpus, int(omp)) if omp is not None and omp.isdigit() and int(omp) > 0 else cpus
@@ -276,7 +251,7 @@ def test_default_follows_the_affinity_mask(tmp_path):
     """A process pinned to one CPU (taskset, a container's cpuset) defaults to one thread,
     whatever os.cpu_count() says."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    out = run_script(DEFAULT_SCRIPT.format(restrict=True), tmp_path, env)
+    out = run_script(DEFAULT_SCRIPT.format(restrict=True), tmp_path, env=env, as_json=False)
     got = json.loads(out.splitlines()[-1])
     assert got["cpus"] == 1
     assert got["n"] == 1, f"pinned to one CPU, default {got['n']} threads"
@@ -304,7 +279,7 @@ print(json.dumps(report))
 def test_one_thread_computes_on_the_calling_thread(tmp_path):
     """set_num_threads(1) governs both compiled backends: a large forward+backward starts no
     other Python thread (fastgru's pool is plain Python threads)."""
-    report = json.loads(run_script(ONE_THREAD_SCRIPT, tmp_path).splitlines()[-1])
+    report = run_script(ONE_THREAD_SCRIPT, tmp_path)
     if not report:
         pytest.skip("no compiled backend here")
     for name, threads in report.items():

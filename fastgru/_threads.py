@@ -27,6 +27,8 @@ import threading
 
 import numpy as np
 
+from .backends._layout import PIECE_FLOPS
+
 
 def _default_threads():
     try:
@@ -181,10 +183,5 @@ def team_size(pieces, work):
     """Threads for a pass of `pieces` pieces doing about `work` flops in all per
     barrier: at most get_num_threads(); one where a share would be too small to
     pay for waking a thread and meeting at barriers (~1-2 us per step)."""
-    n = min(get_num_threads(), pieces, max(1, work // _MIN_SHARE))
+    n = min(get_num_threads(), pieces, max(1, work // PIECE_FLOPS))
     return max(1, n)
-
-
-# the flops per thread per barrier below which another thread does not pay (measured:
-# stream (1000, 1, 16, 64) step 25 kflop: 1 thread; small (100, 16, 32, 64) 400 kflop: 2)
-_MIN_SHARE = 150_000

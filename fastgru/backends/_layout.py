@@ -43,8 +43,10 @@ def nr_of(dtype):
     return LINE // np.dtype(dtype).itemsize
 
 
-# A step worth this many flops or more is cut into 16 pieces (a 16-core machine's
-# worth); smaller steps into one piece per this many flops (see _threads._MIN_SHARE).
+# The flops per thread per barrier below which another thread does not pay (measured:
+# stream (1000, 1, 16, 64) step 25 kflop: 1 thread; small (100, 16, 32, 64) 400 kflop: 2).
+# A step is cut into one piece per this many flops, up to 16 (a 16-core machine's worth);
+# fastgru._threads.team_size sizes a team by the same rule.
 PIECE_FLOPS = 150_000
 MAX_PIECES = 16
 

@@ -51,17 +51,6 @@ def atomic_add(typingctx, arr, idx, value):
 
 
 @intrinsic
-def atomic_load(typingctx, arr, idx):
-    """arr[idx], read atomically (sequentially consistent)."""
-    _check(arr)
-
-    def codegen(context, builder, sig, args):
-        return builder.load_atomic(_slot(context, builder, arr, args[0], args[1]),
-                                   "seq_cst", 8, typ=ir.IntType(64))
-    return types.int64(arr, types.intp), codegen
-
-
-@intrinsic
 def atomic_store(typingctx, arr, idx, value):
     """arr[idx] = value, atomically (sequentially consistent)."""
     _check(arr)

@@ -9,10 +9,13 @@
 # exp(a) = 2^k exp(r), k = round(a / ln 2), |r| <= ln(2) / 2: 2^k is built in the
 # exponent bits, exp(r) is its Taylor series, degree 12 in float64 and degree 7 in
 # float32 (coefficients 1/n!, rounded to the type). NaN stays NaN; a is clamped to
-# +-708 (float64) or +-87 (float32), where 2^k stays normal.
+# +-708 (float64) or +-87 (float32), where 2^k stays normal; above the last argument
+# whose exp is finite (OVERFLOW in the twin) the result is +inf, as libm's, so that
+# sigmoid(-inf) is exactly 0 and non-finite inputs propagate as they do in torch.
 cimport cython
 from cython cimport floating
 from libc.stdint cimport uint32_t, uint64_t
+from libc.math cimport INFINITY
 from libc.string cimport memcpy
 
 
@@ -41,6 +44,8 @@ cdef inline double _exp64(double a) noexcept nogil:
     bits = (bits + 1023) << 52
     memcpy(&scale, &bits, sizeof(double))
     p = (p * r + 1.0) * scale
+    if a > 709.782712893384:     # overflow: +inf, as libm (the clamp would give a finite value)
+        p = INFINITY
     return a if a != a else p     # NaN in, NaN out (the clamp would hide it)
 
 
@@ -63,6 +68,8 @@ cdef inline float _exp32(float a) noexcept nogil:
     bits = (bits + 127) << 23
     memcpy(&scale, &bits, sizeof(float))
     p = (p * r + <float> 1.0) * scale
+    if a > <float> 88.72283:
+        p = <float> INFINITY
     return a if a != a else p
 
 

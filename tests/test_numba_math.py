@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("numba")
 from numba import njit  # noqa: E402
 
-from fastgru.backends._numba_math import exp, sigmoid, tanh  # noqa: E402
+from fastgru.backends._numba_math import OVERFLOW, exp, sigmoid, tanh  # noqa: E402
 
 
 @njit(error_model="numpy")
@@ -50,8 +50,16 @@ def test_saturation_and_non_finite(dtype, clamp, exp_rel, abs_bound):
     a = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0], dtype)
     e, s, t = evaluate(a)
     assert np.isnan(e[0]) and np.isnan(s[0]) and np.isnan(t[0])
-    # saturates at the clamp, where the result is still normal
-    assert e[1] == e[3] and abs(e[1] / np.exp(clamp) - 1) <= exp_rel
+    # overflows to +inf as libm's exp; saturates at the clamp below
+    assert e[1] == e[3] == np.inf
     assert e[2] == e[4] and abs(e[2] / np.exp(-clamp) - 1) <= exp_rel
+    # the overflow threshold is libm's: the last finite argument stays finite
+    last = dtype(OVERFLOW[np.dtype(dtype).itemsize * 8])
+    assert np.isfinite(np.exp(last)) and np.exp(np.nextafter(last, dtype(np.inf))) == np.inf
+    edge = np.array([last, np.nextafter(last, dtype(np.inf))], dtype)
+    e_edge, _, _ = evaluate(edge)
+    assert np.isfinite(e_edge[0]) and e_edge[1] == np.inf
+    _, s_edge, _ = evaluate(-edge)
+    assert s_edge[0] > 0 and s_edge[1] == 0      # sigmoid reaches 0 where exp overflows
     np.testing.assert_allclose(s[1:], [1, 0, 1, 0, 0.5, 0.5], rtol=0, atol=abs_bound)
     np.testing.assert_allclose(t[1:], [1, -1, 1, -1, 0, 0], rtol=0, atol=abs_bound)

@@ -100,6 +100,8 @@ def backward(k, d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     m = _threads.team_size(pieces, 2 * n_rows * G * I)
     _threads.run(k.dx, (_rows(d_ih), _layout.pack(w_ih, nr), _rows(dx),
                             np.zeros((m, _layout.PROJECT_ROWS, Ip), dt)), m)
+    if lengths.min() < T:   # padded steps: 0, even where W_ih holds inf or NaN (0 * inf)
+        dx[np.arange(T)[:, None] >= lengths[None, :]] = 0
     chunk = _layout.SUM_ROWS if dt == np.float32 else n_rows
     groups = -(-G // 4)
     m = _threads.team_size(groups, 2 * n_rows * G * (I + H))

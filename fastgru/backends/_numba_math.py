@@ -12,7 +12,9 @@ AVX2 vector instead of four, with a polynomial of half the degree.
 exp(a) = 2^k * exp(r), k = round(a / ln 2), |r| <= ln(2) / 2, with exp(r) by its
 Taylor series: degree 12 in float64 (truncation < 2e-16 relative), degree 7 in
 float32 (truncation < 1e-8). The argument is clamped to +-708 (float64) or +-87
-(float32), where 2^k stays normal. Measured against float64 libm over the clamp
+(float32), where 2^k stays normal; above the last argument whose exp is finite
+(OVERFLOW) the result is +inf, as libm's, so that sigmoid(-inf) is exactly 0 and
+non-finite inputs propagate as they do in torch. Measured against float64 libm over the clamp
 range: exp within 4.8e-16 relative in float64 and 1.0e-7 (0.83 ulp) in float32;
 sigmoid and tanh within 3.4e-16 and 1.8e-7 absolute.
 """
@@ -29,6 +31,8 @@ from numba.extending import intrinsic, overload
 _F64 = (1023, 52, 6755399441055744.0, 708.0, 0.693147180369123816490, 1.90821492927058770002e-10)
 _F32 = (127, 23, 12582912.0, 87.0, 0.693359375, -2.12194440e-4)
 _LOG2E = 1.4426950408889634
+# the largest argument whose exp is finite in each width (found by bisection on libm)
+OVERFLOW = {64: 709.782712893384, 32: float(np.float32(88.72283))}
 
 
 def _float_bits(ty):
@@ -89,11 +93,14 @@ def _params(table, cast):
 _P64, _C64 = _params(_F64, np.float64), _coefficients(12, np.float64)
 _P32, _C32 = _params(_F32, np.float32), _coefficients(7, np.float32)
 _reduce = njit(error_model="numpy")(_reduce)
+_OVER64, _OVER32 = np.float64(OVERFLOW[64]), np.float32(OVERFLOW[32])
 
 
 def _exp64(a):
     if a != a:  # NaN in, NaN out (the clamp would hide it)
         return a
+    if a > _OVER64:  # overflow: +inf, as libm (the clamp would give a finite value)
+        return np.inf
     shifted, r = _reduce(a, _P64)
     c = _C64
     p = ((((((((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) * r
@@ -104,6 +111,8 @@ def _exp64(a):
 def _exp32(a):
     if a != a:
         return a
+    if a > _OVER32:
+        return np.float32(np.inf)
     shifted, r = _reduce(a, _P32)
     c = _C32
     one = np.float32(1.0)

@@ -19,6 +19,12 @@ the arrays they are given.
 import numpy as np
 
 
+# Non-finite inputs propagate as IEEE arithmetic makes them (as in torch, and in the
+# compiled backends); exp overflowing to inf for a large pre-activation is how sigmoid
+# reaches 0, not an error. NumPy's warnings for these would only be noise.
+quiet = np.errstate(over="ignore", invalid="ignore")
+
+
 def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
@@ -32,6 +38,7 @@ def time_order(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
+@quiet
 def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             out, h_n, h_prev, gates, aux):
     """One GRU layer over a sequence.
@@ -80,6 +87,7 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     h_n[...] = h
 
 
+@quiet
 def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
              h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
     """Backpropagation through time for one layer.
@@ -121,7 +129,7 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
             dr_pre = dr * r * (1 - r)
         d_ih = np.where(valid, np.concatenate([dr_pre, dz_pre, dn_pre], axis=1), 0)
         d_hh = np.where(valid, np.concatenate([dr_pre, dz_pre, dhn], axis=1), 0)
-        dx[t] = d_ih @ w_ih
+        dx[t] = np.where(valid, d_ih @ w_ih, 0)
         # padded rows take no part, even when they hold NaN (0 * NaN would be NaN)
         x_t, h, rh = (np.where(valid, a, 0) for a in (x[t], h, aux[t]))
         dw_ih += d_ih.T @ x_t
@@ -138,6 +146,7 @@ def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
     dh0[...] = dh
 
 
+@quiet
 def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, prepared=None):
     """One step (GRUCell): x (B, I), h (B, H) IN; out (B, H) OUT, the next state.
     ``prepared`` (the compiled backends' packed weights) is not used here."""

@@ -24,18 +24,37 @@ def compute_dtype(arrays, dtype=None):
     else float32 (float16 and integers included: those are cast or refused later)."""
     if dtype is not None:
         return as_dtype(dtype)
-    wide = any(a is not None and _to_numpy(a).dtype.kind == "f" and _to_numpy(a).dtype.itemsize >= 8
-               for a in arrays)
-    return np.dtype(np.float64 if wide else np.float32)
+    return np.dtype(np.float64 if any(_is_wide(a) for a in arrays) else np.float32)
 
 
-def _to_numpy(a):
-    """np.asarray that also takes framework tensors (detached, on the CPU) without importing them."""
+def _is_wide(a):
+    """a is a float array of 64 bits or more (what is not an array is left to float_array)."""
+    try:
+        dt = _to_numpy(a).dtype
+    except (TypeError, ValueError):
+        return False
+    return a is not None and dt.kind == "f" and dt.itemsize >= 8
+
+
+def _to_numpy(a, name="input"):
+    """np.asarray that also takes framework tensors (detached, on the CPU) without importing
+    them; bfloat16, which NumPy lacks, becomes float32 (exactly). A ValueError naming
+    ``name`` for what cannot become an array (a ragged list, a tensor without data)."""
     if type(a) is np.ndarray:
         return a
     if hasattr(a, "detach") and hasattr(a, "cpu"):
-        a = a.detach().cpu()
-    return np.asarray(a)
+        a = a.detach()
+        if getattr(a, "is_meta", False):
+            raise ValueError(f"{name} is a tensor on the 'meta' device, which holds no values")
+        a = a.cpu()
+        if str(getattr(a, "dtype", "")) == "torch.bfloat16":
+            a = a.float()
+    try:
+        return np.asarray(a)
+    except ValueError as exc:   # NumPy's words for a ragged nesting
+        raise ValueError(f"{name} must be an array of numbers (a NumPy array, a tensor, or "
+                         f"nested lists of equal lengths), got a {type(a).__name__} that "
+                         f"is not one: {exc}") from None
 
 
 def float_array(a, name, dtype, shape=None, ndim=None, copy=False):
@@ -46,7 +65,7 @@ def float_array(a, name, dtype, shape=None, ndim=None, copy=False):
     """
     if a is None:
         raise TypeError(f"{name} must be an array, got None")
-    arr = _to_numpy(a)
+    arr = _to_numpy(a, name)
     kind = arr.dtype.kind
     if kind not in "f":
         what = {"i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",
@@ -71,7 +90,7 @@ def lengths_array(lengths, batch, steps):
     """Validate per-sequence lengths: (B,) integers in [0, T]. None means all T."""
     if lengths is None:
         return np.full(batch, steps, dtype=np.int64)
-    arr = _to_numpy(lengths)
+    arr = _to_numpy(lengths, "lengths")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
     if arr.shape != (batch,):
@@ -87,6 +106,18 @@ def positive_int(value, name):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
+    return int(value)
+
+
+def seed(value, name="seed"):
+    """A random seed: None, an int >= 0, or a np.random.SeedSequence or Generator."""
+    if value is None or isinstance(value, (np.random.SeedSequence, np.random.Generator)):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be None, an int >= 0 or a np.random.SeedSequence, "
+                        f"got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
     return int(value)
 
 

@@ -101,6 +101,45 @@ def _recycled(spare, shape, dtype, value=None):
     return spare
 
 
+def _check_cache(cache):
+    """The kernels trust the cache's arrays: a cache edited since gru_forward made it
+    (cut, replaced, retyped) is refused here, at O(B) cost, before any is read."""
+    if not isinstance(cache, GRUCache):
+        raise TypeError("cache must be the GRUCache returned by gru_forward(..., need_cache=True), "
+                        f"got {type(cache).__name__}")
+    arrays = {k: getattr(cache, k) for k in ("x", "w_ih", "w_hh", "h_prev", "gates", "aux")}
+    for k, a in arrays.items():
+        if not isinstance(a, np.ndarray) or a.dtype not in v.FLOAT_DTYPES \
+                or not a.flags.c_contiguous:
+            raise ValueError(f"cache.{k} must be the C-contiguous float array gru_forward kept, "
+                             f"got {type(a).__name__} {getattr(a, 'dtype', '')}"
+                             f"{'' if getattr(a, 'flags', None) is None or a.flags.c_contiguous else ' (a strided view)'}"
+                             ": was the cache edited?")
+    x = arrays["x"]
+    if x.ndim != 3 or arrays["w_hh"].ndim != 2:
+        raise ValueError("cache.x or cache.w_hh has the wrong number of dimensions: "
+                         "was the cache edited?")
+    T, B, I = x.shape
+    G, H = arrays["w_hh"].shape
+    want = {"w_ih": (G, I), "w_hh": (3 * H, H), "h_prev": (T, B, H), "gates": (T, B, G),
+            "aux": (T, B, H)}
+    for k, shape in want.items():
+        if arrays[k].shape != shape or arrays[k].dtype != x.dtype:
+            raise ValueError(f"cache.{k} has shape {arrays[k].shape} and dtype {arrays[k].dtype}; "
+                             f"a cache of x {x.shape} {x.dtype} holds {shape} {x.dtype}: "
+                             "was the cache edited, or made without need_cache=True?")
+    lengths = cache.lengths
+    if not isinstance(lengths, np.ndarray) or lengths.dtype != np.int64 \
+            or lengths.shape != (B,) or not lengths.flags.c_contiguous \
+            or (B and (lengths.min() < 0 or lengths.max() > T)):
+        raise ValueError(f"cache.lengths must be the ({B},) int64 array of values in [0, {T}] "
+                         "gru_forward kept: was the cache edited?")
+    if not all(isinstance(f, (bool, np.bool_)) for f in (cache.reverse, cache.reset_after)):
+        raise ValueError("cache.reverse and cache.reset_after must be bools: was the cache edited?")
+    if cache.backend not in backends.NAMES:
+        raise ValueError(f"cache.backend must be one of {backends.NAMES}, got {cache.backend!r}")
+
+
 def gru_backward(d_out, d_h_n, cache):
     """Gradients of one layer, given the loss gradients at its outputs.
 
@@ -113,9 +152,7 @@ def gru_backward(d_out, d_h_n, cache):
     -------
     dx (T, B, I), dh0 (B, H), dw_ih (3H, I), dw_hh (3H, H), db_ih (3H,), db_hh (3H,)
     """
-    if not isinstance(cache, GRUCache):
-        raise TypeError("cache must be the GRUCache returned by gru_forward(..., need_cache=True), "
-                        f"got {type(cache).__name__}")
+    _check_cache(cache)
     x, w_ih, w_hh = cache.x, cache.w_ih, cache.w_hh
     dt = x.dtype
     T, B, I = x.shape

@@ -160,3 +160,79 @@ def test_backward_with_a_loss_on_h_n_only(gru):
     out, h_n = gru.forward(X)
     dx, dh0 = gru.backward(None, np.ones_like(h_n))
     assert dx.shape == X.shape and np.abs(dx).max() > 0
+
+
+@pytest.mark.parametrize("layer", [fastgru.GRU(3, 4, seed=0), fastgru.nn.Linear(3, 4, seed=0)])
+def test_train_must_be_a_bool(layer):
+    x = np.zeros((5, 2, 3), np.float32)
+    with pytest.raises(TypeError, match=r"train must be True or False, got str 'yes'"):
+        layer.forward(x, train="yes")
+
+
+@pytest.mark.parametrize("seed,err,msg", [
+    ("a", TypeError, r"seed must be None, an int >= 0 or a np.random.SeedSequence, got str 'a'"),
+    (1.5, TypeError, r"seed must be .* got float 1.5"),
+    (True, TypeError, r"seed must be .* got bool True"),
+    (-1, ValueError, r"seed must be an int >= 0, got -1"),
+])
+@pytest.mark.parametrize("make", [
+    lambda s: fastgru.GRU(3, 4, seed=s), lambda s: fastgru.GRUCell(3, 4, seed=s),
+    lambda s: fastgru.nn.Linear(3, 4, seed=s), lambda s: fastgru.nn.GRURegressor(seed=s)])
+def test_bad_seeds_are_named(make, seed, err, msg):
+    with pytest.raises(err, match=msg):
+        make(seed)
+
+
+@pytest.mark.parametrize("seed", [None, 0, np.int64(7), np.random.SeedSequence(3),
+                                  np.random.default_rng(5)])
+def test_good_seeds(seed):
+    fastgru.GRU(3, 4, seed=seed)
+    fastgru.nn.GRURegressor(seed=seed)
+
+
+def test_ragged_x_is_named(gru):
+    with pytest.raises(ValueError, match=r"x must be an array of numbers .* got a list"):
+        gru([[[1.0, 2.0, 3.0]], [[1.0, 2.0]]])
+    with pytest.raises(ValueError, match=r"lengths must be an array of numbers"):
+        gru(X, lengths=[[1], [1, 2]])
+
+
+def test_torch_tensors_of_any_float_type(gru):
+    torch = pytest.importorskip("torch")
+    want, _ = gru(X)
+    for dt in (torch.bfloat16, torch.float16, torch.float32):
+        out, _ = gru(torch.zeros(5, 2, 3, dtype=dt, requires_grad=True))
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, want)
+    with pytest.raises(ValueError, match=r"x is a tensor on the 'meta' device"):
+        gru(torch.empty(5, 2, 3, device="meta"))
+
+
+def _edited(cache, **changes):
+    return cache._replace(**changes)
+
+
+@pytest.mark.parametrize("edit,msg", [
+    (lambda c: dict(lengths=c.lengths[:1]), r"cache.lengths must be the \(3,\) int64"),
+    (lambda c: dict(lengths=c.lengths.astype(np.int32)), r"cache.lengths must be"),
+    (lambda c: dict(lengths=c.lengths + 9), r"values in \[0, 5\]"),
+    (lambda c: dict(h_prev=c.h_prev[:2]), r"cache.h_prev has shape \(2, 3, 6\)"),
+    (lambda c: dict(gates=c.gates[:, :, :5]), r"cache.gates must be the C-contiguous .* strided"),
+    (lambda c: dict(gates=c.gates[:, :2].copy()), r"cache.gates has shape \(5, 2, 18\)"),
+    (lambda c: dict(aux=c.aux.astype(np.float32)), r"cache.aux has shape .* float32"),
+    (lambda c: dict(w_hh=c.w_hh[:, :5].copy()), r"cache.w_hh has shape \(18, 5\)"),
+    (lambda c: dict(x=c.x[0]), r"wrong number of dimensions"),
+    (lambda c: dict(x=None), r"cache.x must be the C-contiguous float array"),
+    (lambda c: dict(reverse="no"), r"cache.reverse and cache.reset_after must be bools"),
+    (lambda c: dict(backend="torch"), r"cache.backend must be one of"),
+])
+def test_edited_cache_is_refused(backend, edit, msg):
+    """The kernels trust the cache: an edited one must be refused, not read out of bounds."""
+    rng = np.random.default_rng(0)
+    T, B, I, H = 5, 3, 4, 6
+    _, _, cache = fastgru.gru_forward(rng.random((T, B, I)), None, rng.random((3 * H, I)),
+                                      rng.random((3 * H, H)), None, None, lengths=[5, 3, 4],
+                                      need_cache=True)
+    with pytest.raises(ValueError, match=msg):
+        fastgru.gru_backward(None, np.ones((B, H)), _edited(cache, **edit(cache)))
+    fastgru.gru_backward(None, np.ones((B, H)), cache)   # the unedited cache still works

@@ -15,7 +15,7 @@ from .module import TAPE_MISSING, Module, grad_lock, own_entry, own_slot
 
 
 def _uniform_init(module, shapes, fan, seed):
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(v.seed(seed))
     bound = 1.0 / np.sqrt(fan)
     for name, shape in shapes:
         module._add(name, rng.uniform(-bound, bound, size=shape))
@@ -109,6 +109,7 @@ class GRU(Module):
 
         Returns out (T, B, D*H) (or batch_first / unbatched layouts) and h_n (L*D, B, H).
         """
+        train = v.flag(train, "train")
         x, h0, lengths, unbatched = self._inputs(x, h0, lengths)
         D, T, B = self.num_directions, x.shape[0], x.shape[1]
         reset = self.reset

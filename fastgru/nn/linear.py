@@ -21,7 +21,8 @@ class Linear(Module):
         super().__init__(dtype)
         self.in_features = v.positive_int(in_features, "in_features")
         self.out_features = v.positive_int(out_features, "out_features")
-        rng = np.random.default_rng(seed)
+        bias = v.flag(bias, "bias")
+        rng = np.random.default_rng(v.seed(seed))
         bound = 1.0 / np.sqrt(self.in_features)
         self._add("weight", rng.uniform(-bound, bound, size=(self.out_features, self.in_features)))
         if bias:
@@ -47,6 +48,7 @@ class Linear(Module):
 
     def forward(self, x, train=True):
         """y = x W^T + b for x (..., in_features). With train=True, backward() can follow."""
+        train = v.flag(train, "train")
         x = self._input(x)
         x2 = x.reshape(-1, self.in_features)
         y = x2 @ self.weight.data.T

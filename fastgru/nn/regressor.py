@@ -30,7 +30,10 @@ class GRURegressor(Module):
     def __init__(self, input_size=1, hidden_size=50, output_size=1, num_layers=1, dropout=0.0,
                  bidirectional=False, reset="after", dtype="float32", seed=None):
         super().__init__(dtype)
-        gru_seed, fc_seed = np.random.SeedSequence(seed).spawn(2)
+        seed = v.seed(seed)
+        if not isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
+            seed = np.random.SeedSequence(seed)
+        gru_seed, fc_seed = seed.spawn(2)
         self.gru = GRU(input_size, hidden_size, num_layers=num_layers, batch_first=True,
                        dropout=dropout, bidirectional=bidirectional, reset=reset, dtype=dtype,
                        seed=gru_seed)
@@ -132,7 +135,7 @@ class GRURegressor(Module):
             raise ValueError("pass lr or optimizer, not both (set the learning rate on the optimizer)")
         B = x.shape[0]
         batch_size = B if batch_size is None else min(v.positive_int(batch_size, "batch_size"), B)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(v.seed(seed))
         for epoch in range(1, epochs + 1):
             order = rng.permutation(B) if shuffle and batch_size < B else np.arange(B)
             total = 0.0

@@ -1,5 +1,8 @@
 """Saving and loading weights (.npz, never pickle): round trips and clear errors."""
 import os
+import re
+import stat
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -143,3 +146,82 @@ def test_not_a_model(tmp_path):
         fastgru.save_weights({"weight": np.zeros(2)}, tmp_path / "x.npz")
     with pytest.raises(TypeError, match="fastgru module"):
         fastgru.load_weights(None, tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize("marker, match", [
+    (np.array("fastgru-weights-1"), r"__fastgru__ entry is damaged"),
+    (np.array(["fastgru-weights-1\nLinear", "x"]), r"__fastgru__ entry must be a short text, got "
+                                                   r"an array of shape \(2,\)"),
+    (np.array(3.0), r"__fastgru__ entry must be a short text"),
+])
+@pytest.mark.parametrize("names_match", [True, False])
+def test_damaged_marker_is_named(tmp_path, marker, match, names_match):
+    state = Linear(2, 2).state_dict()
+    if not names_match:
+        state["extra"] = np.zeros(2)
+    np.savez(tmp_path / "m.npz", __fastgru__=marker, **state)
+    with pytest.raises(ValueError, match=re.escape(repr(str(tmp_path / "m.npz"))) + ".*" + match):
+        fastgru.load_weights(Linear(2, 2), tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("extra", ["unexpected", "oversized"])
+def test_nothing_unexpected_is_inflated(tmp_path, extra):
+    """A small compressed file may hold a huge array: names, shapes and dtypes are checked
+    from the headers, and an array that does not belong is never inflated."""
+    model = Linear(2, 2)
+    state = model.state_dict()
+    huge = np.zeros(1 << 24, np.float32)                     # 64 MiB, about 64 KiB compressed
+    if extra == "unexpected":
+        state["junk"] = huge
+    else:
+        state["weight"] = huge.reshape(4096, 4096)
+    np.savez_compressed(tmp_path / "bomb.npz", **state)
+    assert (tmp_path / "bomb.npz").stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="junk" if extra == "unexpected" else r"\(4096, 4096\)"):
+            fastgru.load_weights(model, tmp_path / "bomb.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak / 2**20:.1f} MiB allocated while refusing the file"
+
+
+def test_save_keeps_an_existing_files_mode(tmp_path):
+    path = tmp_path / "w.npz"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o600)
+    fastgru.save_weights(Linear(2, 2), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    os.chmod(path, 0o640)
+    fastgru.save_weights(Linear(2, 2), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_new_file_gets_the_umask_without_touching_it(tmp_path, monkeypatch):
+    """The umask is read by setting it, which races with other threads creating files:
+    save_weights must leave it alone and let the kernel apply it."""
+    old = os.umask(0o027)
+    try:
+        def no_umask(mask):
+            raise AssertionError("save_weights changed the process umask")
+        monkeypatch.setattr(os, "umask", no_umask)
+        fastgru.save_weights(Linear(2, 2), tmp_path / "new.npz")
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.npz").stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["new.npz"]   # no temporary file left
+
+
+def test_save_through_a_symlink_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "w.npz"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    model = Linear(2, 2, seed=3)
+    fastgru.save_weights(model, link)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    loaded = fastgru.load_weights(Linear(2, 2), target)
+    np.testing.assert_array_equal(loaded.weight.data, model.weight.data)

@@ -8,6 +8,8 @@ optionally ``h0`` (L*D, B, H) and ``lengths`` (B,) int32 (ONNX's sequence_lens),
 layouts and semantics of ``gru(x, h0, lengths)``. Each layer is one ONNX GRU node;
 Transpose and Reshape nodes turn its Y (T, D, B, H) into the next layer's (T, B, D*H).
 """
+import os
+
 import numpy as np
 
 from . import convert
@@ -117,15 +119,51 @@ def export(gru, path=None, *, h0=False, lengths=False, opset=DEFAULT_OPSET):
     return model
 
 
-def _constants(graph, numpy_helper):
-    """{name: array} of the graph's initializers and Constant node outputs."""
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+def _constants(graph):
+    """{name: TensorProto} of the graph's initializers and Constant node outputs; each is
+    turned into an array only when a GRU node reads it, so that a damaged tensor the GRU
+    does not use cannot block loading."""
+    values = {t.name: t for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             for attr in node.attribute:
                 if attr.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+                    values[node.output[0]] = attr.t
     return values
+
+
+def _array(tensor, label, what):
+    from onnx import numpy_helper
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:   # onnx raises ValueError, TypeError or protobuf errors here
+        raise ValueError(f"{label}: {what} cannot be read as an array "
+                         f"({type(exc).__name__}: {exc})") from None
+
+
+def _read_model(onnx, model):
+    """(ModelProto, words for where it came from) from a path, bytes or a ModelProto."""
+    if isinstance(model, onnx.ModelProto):
+        return model, "the model"
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        where = "the bytes given"
+        read = lambda: onnx.load_model_from_string(bytes(model))  # noqa: E731
+    elif isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no ONNX model file at {path!r}")
+        where = repr(path)
+        read = lambda: onnx.load(path)   # noqa: E731  (with the tensors kept beside it, if any)
+    else:
+        raise TypeError("model must be a path, bytes or an onnx.ModelProto, "
+                        f"got {type(model).__name__} {model!r:.80}")
+    try:
+        parsed = read()
+    except Exception as exc:   # protobuf's DecodeError, or onnx's own for external data
+        raise ValueError(f"{where} is not an ONNX model ({type(exc).__name__}: {exc})") from None
+    if not parsed.HasField("graph"):
+        raise ValueError(f"{where} is not an ONNX model (it holds no graph)")
+    return parsed, where
 
 
 def _reads_y_of(graph, name, previous):
@@ -155,12 +193,9 @@ def load(model, *, nodes=None, dtype=None, batch_first=False):
     fastgru gives h0 (nothing ran).
     """
     onnx = _onnx()
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
-    if isinstance(model, bytes):
-        model = onnx.load_model_from_string(model)
-    elif not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model))
+    model, where = _read_model(onnx, model)
     graph = model.graph
     grus = [node for node in graph.node if node.op_type == "GRU" and node.domain in ("", "ai.onnx")]
     if nodes is not None:
@@ -171,8 +206,8 @@ def load(model, *, nodes=None, dtype=None, batch_first=False):
                              f"{list(by_name)}")
         grus = [by_name[name] for name in nodes]
     if not grus:
-        raise ValueError("the model has no GRU node in its top-level graph")
-    constants = _constants(graph, numpy_helper)
+        raise ValueError(f"{where} has no GRU node in its top-level graph")
+    constants = _constants(graph)
     layers = []
     for k, node in enumerate(grus):
         label = f"GRU node {node.name or k!r}"
@@ -188,9 +223,9 @@ def load(model, *, nodes=None, dtype=None, batch_first=False):
                 raise ValueError(f"{label}: input {key} ({name!r}) is computed at run time; "
                                  "fastgru needs it as an initializer or Constant (fold "
                                  "constants first, e.g. with onnxruntime's graph optimizer)")
-            spec[key] = constants[name]
+            spec[key] = _array(constants[name], label, f"input {key} ({name!r})")
         h0_name = node.input[5] if len(node.input) > 5 else ""
-        if h0_name in constants and np.any(constants[h0_name]):
+        if h0_name in constants and np.any(_array(constants[h0_name], label, "initial_h")):
             raise ValueError(f"{label}: initial_h ({h0_name!r}) is a constant, non-zero state; "
                              "a fastgru.GRU takes h0 per call, so it would be dropped here "
                              "(remove that input from the node and pass the state as h0)")

@@ -215,3 +215,44 @@ def test_load_torch_exported_model(rng, tmp_path, num_layers, bidirectional):
     out, h_n = gru(x.numpy())
     assert_close(out, want.numpy(), F32, "out vs torch via onnx", GOLDEN_TOL)
     assert_close(h_n, want_h.numpy(), F32, "h_n vs torch via onnx", GOLDEN_TOL)
+
+
+@pytest.mark.parametrize("model, err, match", [
+    (None, TypeError, r"model must be a path, bytes or an onnx.ModelProto, got NoneType"),
+    (5, TypeError, r"model must be a path, bytes or an onnx.ModelProto, got int 5"),
+    (b"\x07" * 100, ValueError, r"the bytes given is not an ONNX model \(DecodeError"),
+], ids=["None", "int", "garbage"])
+def test_load_names_what_it_was_given(model, err, match):
+    with pytest.raises(err, match=match):
+        fastgru_onnx.load(model)
+
+
+def test_load_names_the_file(tmp_path):
+    path = tmp_path / "random.onnx"
+    path.write_bytes(np.random.default_rng(1).bytes(1000))
+    with pytest.raises(ValueError, match=r"random.onnx' is not an ONNX model"):
+        fastgru_onnx.load(path)
+    with pytest.raises(FileNotFoundError, match=r"no ONNX model file at .*nope.onnx"):
+        fastgru_onnx.load(tmp_path / "nope.onnx")
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"random.onnx' is not an ONNX model \(it holds no graph"):
+        fastgru_onnx.load(path)
+
+
+def test_a_broken_unrelated_initializer_does_not_block_loading(rng, tmp_path):
+    gru = make_gru(rng, 1, False, "after")
+    model = fastgru_onnx.export(gru)
+    broken = numpy_helper.from_array(np.zeros(4, np.float32), "unrelated")
+    broken.raw_data = b"\x00" * 7                       # 7 bytes cannot be 4 floats
+    model.graph.initializer.append(broken)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    loaded = fastgru_onnx.load(path)
+    x = rng.standard_normal((4, 2, 3)).astype(F32)
+    np.testing.assert_array_equal(loaded(x)[0], gru(x)[0])
+    # the same damage in a tensor the GRU reads is named
+    w = next(t for t in model.graph.initializer if t.name == "W_l0")
+    w.ClearField("float_data")
+    w.raw_data = b"\x00" * 7
+    with pytest.raises(ValueError, match=r"input W \('W_l0'\) cannot be read as an array"):
+        fastgru_onnx.load(model)

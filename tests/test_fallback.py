@@ -4,7 +4,10 @@ Each test imports fastgru afresh with modules hidden (``sys.modules[name] = None
 ``import name`` fail); the original modules are put back afterwards.
 """
 import importlib
+import json
+import os
 import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -157,3 +160,49 @@ def test_fork_after_choosing_numba_before_using_it(tmp_path):
                             timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "0", result.stdout + result.stderr
+
+
+def test_numba_without_a_writable_cache_compiles_anyway(tmp_path):
+    """A locked-down container: the package's own folder is read-only and so are
+    NUMBA_CACHE_DIR and HOME. The default backend computes (one warning), with the same
+    numbers. CI runs as root, which ignores permissions: every place Numba would write is
+    put under a regular file instead."""
+    pytest.importorskip("numba")
+    import shutil
+    import subprocess
+
+    here = tmp_path / "site"
+    shutil.copytree(os.path.dirname(fastgru.__file__), here / "fastgru",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in (here / "fastgru", here / "fastgru" / "backends", here / "fastgru" / "nn"):
+        (folder / "__pycache__").write_text("a file where Numba wants a folder")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where Numba wants a folder")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(blocker / "numba"), HOME=str(blocker / "home"),
+               XDG_CACHE_HOME=str(blocker / "cache"), PYTHONDONTWRITEBYTECODE="1",
+               FASTGRU_BACKEND="auto")
+    code = textwrap.dedent("""
+        import json, warnings
+        import numpy as np
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            import fastgru
+            gru = fastgru.GRU(3, 8, seed=0, dtype="float64")
+            out, _ = gru(np.linspace(-1, 1, 60).reshape(5, 4, 3))
+        print(json.dumps({"file": fastgru.__file__, "backend": fastgru.get_backend(),
+                          "warnings": [str(w.message) for w in seen],
+                          "out": out.ravel().tolist()}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=here, env=env, text=True,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["file"].startswith(str(here)) and got["backend"] == "numba"
+    assert len(got["warnings"]) == 1 and "no writable cache directory" in got["warnings"][0]
+    before = fastgru.get_backend()
+    fastgru.set_backend("numba")
+    try:
+        want, _ = fastgru.GRU(3, 8, seed=0, dtype="float64")(np.linspace(-1, 1, 60).reshape(5, 4, 3))
+    finally:
+        fastgru.set_backend(before)
+    np.testing.assert_array_equal(np.array(got["out"]), want.ravel())

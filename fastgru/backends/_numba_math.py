@@ -24,6 +24,8 @@ from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
+from ._numba_cache import CACHE
+
 # (bias, mantissa bits, shifter, clamp, ln 2 high part, ln 2 low part) per width.
 # shifter = 1.5 * 2^mantissa: adding it rounds to an integer held in the low bits.
 # ln 2 is split so that k * high part is exact for every k the clamp allows.
@@ -133,13 +135,13 @@ def _exp(a):
     return _EXP[_float_bits(a)]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def sigmoid(a):
     one = like(a, 1.0)
     return one / (one + exp(-a))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def tanh(a):
     # 1 - 2 / (exp(2a) + 1): absolute error ~1 ulp of 1, which is what the contract measures
     one = like(a, 1.0)

@@ -23,11 +23,12 @@ from numba import njit
 
 from . import _engine
 from ._layout import K_BLOCK, PROJECT_ROWS, SUM_GROUPS
+from ._numba_cache import CACHE
 from ._numba_math import like, sigmoid, tanh
 from ._numba_product import nr_of, tile, tiles_at_once
 from ._numba_sync import barrier
 
-_JIT = dict(nogil=True, cache=True, error_model="numpy")
+_JIT = dict(nogil=True, cache=CACHE, error_model="numpy")
 
 
 @njit(**_JIT)

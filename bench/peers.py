@@ -150,14 +150,10 @@ def _fastgru_fn(m, case, op, p):
 def expected(case, op):
     """The NumPy reference backend's result: what every implementation is checked against."""
     import fastgru
-    before = fastgru.get_backend()
-    fastgru.set_backend("numpy")
-    try:
+    with fastgru.backend("numpy"):
         fn, collect = _fastgru_fn(_fastgru_model(fastgru, case, problem(case)), case, op,
                                   problem(case))
         return {k: np.array(v) for k, v in collect(fn()).items()}
-    finally:
-        fastgru.set_backend(before)
 
 
 def _build_fastgru(impl, case, op, p):

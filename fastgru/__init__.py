@@ -5,7 +5,7 @@ Importing fastgru compiles nothing; a backend is imported, and its kernels compi
 """
 from . import convert, nn
 from ._threads import get_num_threads, set_num_threads, threads
-from .backends import available_backends, get_backend, set_backend
+from .backends import available_backends, backend, get_backend, set_backend
 from .functional import GRUCache, gru_backward, gru_forward
 from .nn import GRU, GRUCell
 from . import optim
@@ -15,6 +15,6 @@ from ._config import show_config
 __version__ = "0.1.0"
 
 __all__ = ["GRU", "GRUCell", "GRUCache", "gru_forward", "gru_backward", "available_backends",
-           "get_backend", "set_backend", "nn", "convert", "__version__",
+           "get_backend", "set_backend", "backend", "nn", "convert", "__version__",
            "optim", "save_weights", "load_weights", "set_num_threads", "get_num_threads",
            "threads", "show_config"]

@@ -19,13 +19,9 @@ DTYPES = [np.float64, np.float32]
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Run the test on one backend, restoring the previous choice afterwards."""
-    before = fastgru.get_backend()
-    fastgru.set_backend(request.param)
-    try:
+    """Run the test on one backend (in the test's thread; the choice ends with the test)."""
+    with fastgru.backend(request.param):
         yield request.param
-    finally:
-        fastgru.set_backend(before)
 
 
 @pytest.fixture(params=DTYPES, ids=["f64", "f32"])
@@ -44,12 +40,4 @@ def reference():
     """Compute with the NumPy reference inside a with-block."""
     import contextlib
 
-    @contextlib.contextmanager
-    def use():
-        before = fastgru.get_backend()
-        fastgru.set_backend("numpy")
-        try:
-            yield
-        finally:
-            fastgru.set_backend(before)
-    return use
+    return lambda: fastgru.backend("numpy")

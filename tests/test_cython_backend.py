@@ -426,12 +426,8 @@ def test_error_names_the_argument_and_both_shapes():
 
 @pytest.fixture
 def on_cython():
-    before = fastgru.get_backend()
-    fastgru.set_backend("cython")
-    try:
+    with fastgru.backend("cython"):
         yield
-    finally:
-        fastgru.set_backend(before)
 
 
 @pytest.mark.parametrize("shape", [(0, 3, 2, 4), (4, 0, 2, 4), (0, 0, 2, 4), (4, 3, 0, 5)],

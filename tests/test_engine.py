@@ -56,12 +56,8 @@ def test_cell_rebuilds_packed_weights_when_parameters_change(backend, rng):
     def expected():
         with_numpy = fastgru.GRUCell(3, 5, dtype="float64")
         with_numpy.load_state_dict(cell.state_dict())
-        before = fastgru.get_backend()
-        fastgru.set_backend("numpy")
-        try:
+        with fastgru.backend("numpy"):
             return with_numpy(x, h)
-        finally:
-            fastgru.set_backend(before)
 
     tol = dict(rtol=0, atol=1e-12)
     np.testing.assert_allclose(cell(x, h), expected(), **tol)

@@ -199,10 +199,6 @@ def test_numba_without_a_writable_cache_compiles_anyway(tmp_path):
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["file"].startswith(str(here)) and got["backend"] == "numba"
     assert len(got["warnings"]) == 1 and "no writable cache directory" in got["warnings"][0]
-    before = fastgru.get_backend()
-    fastgru.set_backend("numba")
-    try:
+    with fastgru.backend("numba"):
         want, _ = fastgru.GRU(3, 8, seed=0, dtype="float64")(np.linspace(-1, 1, 60).reshape(5, 4, 3))
-    finally:
-        fastgru.set_backend(before)
     np.testing.assert_array_equal(np.array(got["out"]), want.ravel())

@@ -4,8 +4,10 @@ Each backend module has ``forward`` and ``backward`` with the signatures of
 ``fastgru.backends.reference``. Nothing is imported or compiled until a backend
 is asked for, so ``import fastgru`` stays cheap.
 """
+import contextlib
 import importlib
 import os
+import threading
 import warnings
 
 from ._layout import partition  # noqa: F401  (documented internal: how a step is cut)
@@ -22,7 +24,8 @@ _HOW_TO_GET = {
 }
 _loaded = {}
 _failures = {}
-_current = None
+_current = None              # the process-wide choice (set_backend, FASTGRU_BACKEND)
+_local = threading.local()   # .name: a `with backend(...)` block's choice, per thread
 
 
 class BackendUnavailable(ImportError):
@@ -86,8 +89,12 @@ def _choose(name):
 
 
 def get_backend():
-    """The name of the backend in use: set_backend's choice, else FASTGRU_BACKEND, else auto."""
+    """The name of the backend in use in this thread: the innermost ``with backend(...)``
+    block's, else set_backend's choice, else FASTGRU_BACKEND, else auto."""
     global _current
+    name = getattr(_local, "name", None)
+    if name is not None:
+        return name
     if _current is None:
         requested = os.environ.get("FASTGRU_BACKEND", "auto").strip().lower() or "auto"
         _check_name(requested, allow_auto=True)
@@ -102,8 +109,28 @@ def set_backend(name):
     _current = _choose(name)
 
 
+@contextlib.contextmanager
+def backend(name):
+    """``with fastgru.backend("numpy"):`` uses backend ``name`` inside the block, in the
+    calling thread only (other threads keep theirs), and restores the previous choice on
+    leaving, however the block ends. Blocks nest. BackendUnavailable if it cannot load.
+
+    Calls made inside the block use the backend the block names, even set_backend's:
+    set_backend changes the process-wide choice, which applies again after the block.
+    """
+    _check_name(name, allow_auto=True)
+    chosen = _choose(name)
+    previous = getattr(_local, "name", None)
+    _local.name = chosen
+    try:
+        yield chosen
+    finally:
+        _local.name = previous
+
+
 def current():
     """The module of the backend in use (called per GRUCell step: keep it cheap)."""
-    if _current is not None:   # set only to a backend that loaded
-        return _loaded[_current]
+    name = getattr(_local, "name", None) or _current
+    if name is not None:   # set only to a backend that loaded
+        return _loaded[name]
     return load(get_backend())

@@ -148,3 +148,28 @@ def test_cache_keeps_its_own_weights(backend, rng):
     p["w_ih"] *= 2
     for a, b in zip(fastgru.gru_backward(d_out, d_h_n, cache), want):
         np.testing.assert_array_equal(a, b)
+
+
+def test_backend_block_is_the_callers_and_is_restored():
+    import threading
+    outer = fastgru.get_backend()
+    seen = {}
+    with fastgru.backend("numpy") as name:
+        assert name == "numpy" and fastgru.get_backend() == "numpy"
+        other = threading.Thread(target=lambda: seen.setdefault("other", fastgru.get_backend()))
+        other.start()
+        other.join()
+        with pytest.raises(KeyError):
+            with fastgru.backend(outer):
+                assert fastgru.get_backend() == outer
+                raise KeyError("left by an exception")
+        assert fastgru.get_backend() == "numpy"
+        _, _, cache = fastgru.gru_forward(np.zeros((2, 1, 3)), None, np.zeros((12, 3)),
+                                          np.zeros((12, 4)), None, None, need_cache=True)
+        assert cache.backend == "numpy"
+    assert fastgru.get_backend() == outer
+    assert seen["other"] == outer          # another thread keeps its own choice
+    with pytest.raises(ValueError, match="backend must be one of"):
+        with fastgru.backend("fast"):
+            pass
+    assert fastgru.get_backend() == outer

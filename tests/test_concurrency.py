@@ -21,13 +21,16 @@ def compiled_only(backend):
 
 
 def start_all(targets, timeout=120):
-    """Run the callables in threads; return the exceptions they raised, fail if one hangs."""
+    """Run the callables in threads, each on the caller's backend (a thread's backend is
+    its own); return the exceptions they raised, fail if one hangs."""
     errors = []
+    name = fastgru.get_backend()
 
     def wrap(fn):
         def run():
             try:
-                fn()
+                with fastgru.backend(name):
+                    fn()
             except BaseException as exc:  # pragma: no cover - reported by the caller
                 errors.append(exc)
         return run

@@ -443,12 +443,12 @@ def test_empty_shapes_through_the_glue(on_cython, dtype, shape, reset):
     d_out, d_h_n = upstream(rng, T, B, H, dtype)
     results = []
     for name in ("cython", "numpy"):
-        fastgru.set_backend(name)
-        out, h_n, cache = fastgru.gru_forward(p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"],
-                                              p["b_hh"], reset=reset, lengths=lengths,
-                                              need_cache=True, dtype=dtype)
-        assert cache.backend == name
-        results.append((out, h_n) + fastgru.gru_backward(d_out, d_h_n, cache))
+        with fastgru.backend(name):
+            out, h_n, cache = fastgru.gru_forward(p["x"], p["h0"], p["w_ih"], p["w_hh"],
+                                                  p["b_ih"], p["b_hh"], reset=reset,
+                                                  lengths=lengths, need_cache=True, dtype=dtype)
+            assert cache.backend == name
+            results.append((out, h_n) + fastgru.gru_backward(d_out, d_h_n, cache))
     for what, got, want in zip(("out", "h_n") + GRAD_NAMES, *results):
         assert_close(got, want, dtype, what)
     if T == 0 or B == 0:

@@ -176,8 +176,9 @@ def test_eight_python_threads_match_serial(backend, rng, layer, shape):
     def work(i):
         try:
             barrier.wait()
-            for _ in range(3):
-                results[i] = gru(xs[i])
+            with fastgru.backend(backend):   # a thread's backend is its own: name it
+                for _ in range(3):
+                    results[i] = gru(xs[i])
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -20,7 +20,7 @@ from helpers import run_script  # noqa: E402
 
 # small and quick, yet good enough for the checks' score thresholds (R^2 > 0.5, accuracy > 0.83)
 SMALL = dict(hidden_size=16, max_iter=100, learning_rate_init=0.01)
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:Stochastic Optimizer:UserWarning")
 
 
 @parametrize_with_checks([GRURegressor(**SMALL), GRUClassifier(**SMALL)])

@@ -324,3 +324,19 @@ def test_cross_entropy_matches_a_naive_loop(rng):
         cross_entropy(logits, target + 4)
     with pytest.raises(ValueError, match=r"target must have shape \(6,\)"):
         cross_entropy(logits, target[:3])
+
+
+def test_linear_rows_are_batch_and_thread_invariant(backend, dtype, rng):
+    """A row's output is the same bits alone, in any batch, with any thread count (what
+    chunked and distributed inference rely on); BLAS's x @ W.T is not (seen in float64)."""
+    if backend == "numpy":
+        pytest.skip("the NumPy reference computes x @ W.T with NumPy's BLAS")
+    layer = Linear(37, 5, dtype=dtype, seed=0)
+    x = rng.standard_normal((300, 37)).astype(dtype)
+    full = layer(x)
+    for rows in (slice(0, 1), slice(7, 70), slice(100, 101), slice(0, 299)):
+        np.testing.assert_array_equal(layer(x[rows]), full[rows])
+    with fastgru.threads(1):
+        np.testing.assert_array_equal(layer(x), full)
+    w, b = (p.data.astype(np.float64) for p in (layer.weight, layer.bias))
+    assert_close(full, x.astype(np.float64) @ w.T + b, dtype, "Linear forward")

@@ -49,7 +49,7 @@ _PARAMS_DOC = """
         Dropout between GRU layers, during fit only.
     dtype : {"float64", "float32"}, default="float64"
         The dtype the estimator computes in and predicts in; X and y are cast to it
-        (float64 as MLPRegressor on float64 data; float32 is about twice as fast).
+        (float64 as MLPRegressor on float64 data; float32 is faster).
     alpha : float >= 0, default=0.0001
         L2 penalty on the weights (not the biases), added to the loss as
         0.5 * alpha * sum(w**2) / batch, as MLPRegressor.

@@ -70,6 +70,7 @@ def test_gru_out_on_the_cluster_equals_the_in_memory_call(client, same_backend, 
 
 
 def test_estimators_on_the_cluster_equal_the_in_memory_call(client, same_backend, rng):
+    pytest.importorskip("sklearn")
     from fastgru.sklearn import GRUClassifier, GRURegressor
     X = rng.standard_normal((120, 8, 2))
     y = X[:, -2:, 0].sum(axis=1)

@@ -116,7 +116,7 @@ def test_grid_search_runs_on_the_cluster_through_joblib(client):
     X = rng.standard_normal((80, 6))
     y = X[:, -2:].sum(axis=1)
     grid = {"hidden_size": [4, 8], "learning_rate_init": [0.01, 0.03]}
-    est = GRURegressor(max_iter=5, random_state=0)
+    est = GRURegressor(max_iter=20, random_state=0)   # fits long enough to be spread
     before = client.run(executed)
     start = time.perf_counter()
     with joblib.parallel_backend("dask"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastgru.nn import GRUCell, Linear
-from helpers import BACKEND_TOL, assert_close
+from helpers import assert_close
 
 T, B, I, H = 6, 3, 4, 5
 

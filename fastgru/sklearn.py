@@ -192,7 +192,8 @@ class _GRUEstimator(BaseEstimator):
         regressor = not self._classifier
         shape = _shape_of(X)
         if shape is not None and len(shape) >= 1 and shape[0] == 0:
-            raise ValueError(f"X must hold at least one sequence (n_samples >= 1), got shape {shape}")
+            raise ValueError("X must hold at least one sequence (n_samples >= 1), "
+                             f"got shape {shape}")
         if not reset and shape is not None and len(shape) >= 2 and shape[1] != self.n_features_in_:
             raise ValueError(f"X has {shape[1]} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input: X.shape[1] is the number "
@@ -351,7 +352,8 @@ class GRUClassifier(ClassifierMixin, _GRUEstimator):
                              f"got 1 class: {classes.tolist()}")
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError("warm_start can only be used where y has the same classes as in "
-                             f"the previous call to fit: {self.classes_.tolist()}, got {classes.tolist()}")
+                             f"the previous call to fit: {self.classes_.tolist()}, "
+                             f"got {classes.tolist()}")
         self.classes_ = classes
         return index.astype(np.int64), len(classes)
 

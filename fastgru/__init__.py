@@ -14,6 +14,17 @@ from ._config import show_config
 
 __version__ = "0.1.0"
 
+# the optional integrations, imported on first use: `import fastgru` imports neither
+# scikit-learn nor dask
+_EXTRAS = ("sklearn", "dask")
+
+
+def __getattr__(name):
+    if name in _EXTRAS:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = ["GRU", "GRUCell", "GRUCache", "gru_forward", "gru_backward", "available_backends",
            "get_backend", "set_backend", "backend", "nn", "convert", "__version__",
            "optim", "save_weights", "load_weights", "set_num_threads", "get_num_threads",

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from . import backends
-from .nn import GRURegressor
+from .nn import GRUModel
 
 
 def sine_windows(timesteps=1000, time_step=10, train_fraction=0.7):
@@ -89,14 +89,14 @@ def run(out="fastgru-demo", epochs=50, backend=None, seed=0, plot=True, dtype="f
     backend = backends.get_backend()
     series, x_train, y_train, x_test, y_test = sine_windows()
     x_train, x_test = x_train[:, :, None], x_test[:, :, None]
-    model = GRURegressor(1, 50, 1, dtype=dtype, seed=seed)
+    model = GRUModel(1, 50, 1, dtype=dtype, seed=seed)
     print(f"fastgru demo: {len(x_train)} training and {len(x_test)} test windows of 10 steps; "
           f"GRU(1, 50) + Linear(50, 1), Adam lr=0.01, {epochs} epochs, backend {backend}",
           file=stderr)
 
     # load (or, on the first run, compile) the kernels outside the timing
     t0 = time.perf_counter()
-    warm = GRURegressor(1, 2, 1, dtype=dtype, seed=0)
+    warm = GRUModel(1, 2, 1, dtype=dtype, seed=0)
     warm.backward(warm.forward(x_train[:2]))
     warm_s = time.perf_counter() - t0
     if warm_s > 1.0:

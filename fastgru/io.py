@@ -22,7 +22,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def _check_module(model):
     if not isinstance(model, Module):
-        raise TypeError("model must be a fastgru module (GRU, Linear, GRURegressor, ...), "
+        raise TypeError("model must be a fastgru module (GRU, Linear, GRUModel, ...), "
                         f"got {type(model).__name__}")
 
 

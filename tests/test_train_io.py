@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastgru
-from fastgru.nn import GRU, GRURegressor, Linear
+from fastgru.nn import GRU, GRUModel, Linear
 
 
 def _assert_same_weights(a, b):
@@ -20,7 +20,7 @@ def _assert_same_weights(a, b):
 
 
 @pytest.mark.parametrize("make", [
-    lambda dt, seed: GRURegressor(1, 6, 2, num_layers=2, dtype=dt, seed=seed),
+    lambda dt, seed: GRUModel(1, 6, 2, num_layers=2, dtype=dt, seed=seed),
     lambda dt, seed: GRU(3, 4, bidirectional=True, dtype=dt, seed=seed),
     lambda dt, seed: Linear(3, 2, dtype=dt, seed=seed),
 ], ids=["regressor", "gru", "linear"])
@@ -40,10 +40,10 @@ def test_round_trip(tmp_path, dtype, make):
 
 def test_trained_model_predicts_the_same_after_loading(tmp_path):
     x = np.random.default_rng(0).standard_normal((4, 5, 1)).astype(np.float32)
-    model = GRURegressor(1, 8, seed=0)
+    model = GRUModel(1, 8, seed=0)
     model.fit(x, np.ones(4, np.float32), epochs=3)
     fastgru.save_weights(model, tmp_path / "w.npz")
-    again = fastgru.load_weights(GRURegressor(1, 8, seed=1), tmp_path / "w.npz")
+    again = fastgru.load_weights(GRUModel(1, 8, seed=1), tmp_path / "w.npz")
     np.testing.assert_array_equal(again.predict(x), model.predict(x))
 
 
@@ -68,7 +68,7 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 30])
 def test_truncated_file(tmp_path, keep):
-    model = GRURegressor(1, 16, seed=0)
+    model = GRUModel(1, 16, seed=0)
     path = tmp_path / "w.npz"
     fastgru.save_weights(model, path)
     data = path.read_bytes()
@@ -109,7 +109,7 @@ def test_pickled_object_array_is_refused(tmp_path):
 
 def test_other_model_names_the_keys(tmp_path):
     fastgru.save_weights(Linear(2, 2), tmp_path / "lin.npz")
-    model = GRURegressor(1, 4)
+    model = GRUModel(1, 4)
     before = model.state_dict()
     with pytest.raises(ValueError, match=r"does not hold this model's weights: missing "
                                          r"\['gru.weight_ih_l0'.*unexpected \['weight', 'bias'\]"
@@ -122,8 +122,8 @@ def test_other_model_names_the_keys(tmp_path):
 
 
 def test_wrong_shapes(tmp_path):
-    fastgru.save_weights(GRURegressor(1, 20), tmp_path / "h20.npz")
-    model = GRURegressor(1, 50)
+    fastgru.save_weights(GRUModel(1, 20), tmp_path / "h20.npz")
+    model = GRUModel(1, 50)
     before = model.state_dict()
     with pytest.raises(ValueError, match=r"gru.weight_ih_l0 has shape \(60, 1\), but the "
                                          r"model's is \(150, 1\)"):

@@ -1,11 +1,11 @@
-"""Training pieces: Linear, mse_loss and GRURegressor against naive loops, finite differences
+"""Training pieces: Linear, mse_loss and GRUModel against naive loops, finite differences
 and torch (live, skipped without it)."""
 import numpy as np
 import pytest
 
 import fastgru
 from fastgru.demo import sine_windows
-from fastgru.nn import GRURegressor, Linear, mse_loss
+from fastgru.nn import GRUModel, Linear, mse_loss
 from helpers import assert_close
 
 
@@ -191,10 +191,10 @@ def test_mse_loss_errors():
         mse_loss(np.zeros(3, np.int64), np.zeros(3))
 
 
-# ---------------------------------------------------------------- GRURegressor
+# ---------------------------------------------------------------- GRUModel
 
 def test_regressor_parameters_are_the_layers_own():
-    model = GRURegressor(2, 8, 3, seed=0)
+    model = GRUModel(2, 8, 3, seed=0)
     assert [n for n, _ in model.named_parameters()] == [
         "gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0",
         "fc.weight", "fc.bias"]
@@ -205,19 +205,19 @@ def test_regressor_parameters_are_the_layers_own():
     state["fc.bias"] = np.array([1.0, 2.0, 3.0])
     model.load_state_dict(state)
     np.testing.assert_array_equal(model.fc.bias.data, [1, 2, 3])
-    assert "GRURegressor" in repr(model) and "Linear(8, 3" in repr(model)
-    assert GRURegressor(1, 4, bidirectional=True).fc.in_features == 8
+    assert "GRUModel" in repr(model) and "Linear(8, 3" in repr(model)
+    assert GRUModel(1, 4, bidirectional=True).fc.in_features == 8
 
 
 def test_regressor_seed_is_reproducible():
-    a, b, c = GRURegressor(seed=3), GRURegressor(seed=3), GRURegressor(seed=4)
+    a, b, c = GRUModel(seed=3), GRUModel(seed=3), GRUModel(seed=4)
     for (name, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
         np.testing.assert_array_equal(pa.data, pb.data, err_msg=name)
         assert not np.array_equal(pa.data, pc.data), name
 
 
 def test_regressor_forward_is_linear_of_last_step(backend, dtype, rng):
-    model = GRURegressor(2, 5, 3, dtype=dtype, seed=0)
+    model = GRUModel(2, 5, 3, dtype=dtype, seed=0)
     x = rng.standard_normal((4, 6, 2)).astype(dtype)
     out, _ = model.gru(x)
     assert_close(model.predict(x), model.fc(out[:, -1, :]), dtype, "regressor forward")
@@ -229,7 +229,7 @@ def test_regressor_forward_is_linear_of_last_step(backend, dtype, rng):
 @pytest.mark.parametrize("options", [{}, {"num_layers": 2}, {"bidirectional": True},
                                      {"reset": "before"}], ids=["l1", "l2", "bidir", "before"])
 def test_regressor_gradients_match_finite_differences(backend, rng, options):
-    model = GRURegressor(2, 3, 2, dtype="float64", seed=5, **options)
+    model = GRUModel(2, 3, 2, dtype="float64", seed=5, **options)
     x = rng.standard_normal((3, 4, 2))
     y = rng.standard_normal((3, 2))
     loss, d = mse_loss(model.forward(x), y)
@@ -245,7 +245,7 @@ def test_regressor_gradients_match_finite_differences(backend, rng, options):
 
 def test_regressor_fit_learns_and_records_history(backend):
     _, x, y, _, _ = sine_windows()
-    model = GRURegressor(1, 8, seed=0)
+    model = GRUModel(1, 8, seed=0)
     seen = []
     assert model.fit(x, y, epochs=30, lr=0.05, callback=lambda e, l: seen.append((e, l))) is model
     assert [e for e, _ in seen] == list(range(1, 31))
@@ -257,18 +257,18 @@ def test_regressor_fit_learns_and_records_history(backend):
 
 def test_regressor_fit_mini_batches_and_custom_optimizer(rng):
     _, x, y, _, _ = sine_windows()
-    model = GRURegressor(1, 8, dtype="float64", seed=0)
+    model = GRUModel(1, 8, dtype="float64", seed=0)
     opt = fastgru.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model.fit(x, y, epochs=5, batch_size=64, optimizer=opt, seed=0)
     assert len(model.history_) == 5 and model.history_[-1] < model.history_[0]
-    again = GRURegressor(1, 8, dtype="float64", seed=0)
+    again = GRUModel(1, 8, dtype="float64", seed=0)
     again.fit(x, y, epochs=5, batch_size=64,
               optimizer=fastgru.optim.SGD(again.parameters(), lr=0.1, momentum=0.9), seed=0)
     assert again.history_ == model.history_
 
 
 def test_regressor_errors():
-    model = GRURegressor(2, 4, 1)
+    model = GRUModel(2, 4, 1)
     with pytest.raises(ValueError, match="needs a preceding forward"):
         model.backward(np.ones((1, 1), np.float32))
     with pytest.raises(ValueError, match="only taken when input_size is 1"):
@@ -287,3 +287,56 @@ def test_regressor_errors():
         model.fit(x, np.ones(3, np.float32), optimizer="adam")
     with pytest.raises(ValueError, match="epochs"):
         model.fit(x, np.ones(3, np.float32), epochs=-1)
+    with pytest.raises(ValueError, match=r"x must hold at least one sequence to fit on, "
+                                         r"got shape \(0, 5, 2\)"):
+        model.fit(np.ones((0, 5, 2), np.float32), np.ones(0, np.float32), epochs=1)
+    assert model.predict(np.ones((0, 5, 2), np.float32)).shape == (0, 1)   # inference may
+
+
+def test_old_name_warns_and_is_the_model():
+    with pytest.warns(DeprecationWarning, match="fastgru.nn.GRUModel"):
+        from fastgru.nn import GRURegressor
+    assert GRURegressor is GRUModel
+    with pytest.warns(DeprecationWarning, match="fastgru.sklearn.GRURegressor"):
+        assert fastgru.nn.GRURegressor is GRUModel
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        fastgru.nn.Nothing
+
+
+def test_cross_entropy_matches_a_naive_loop(rng):
+    from fastgru.nn import cross_entropy
+    logits = 3 * rng.standard_normal((6, 4))
+    target = rng.integers(0, 4, 6)
+    loss, d = cross_entropy(logits, target)
+    naive = np.mean([np.log(np.exp(row).sum()) - row[k] for row, k in zip(logits, target)])
+    np.testing.assert_allclose(loss, naive, rtol=1e-14)
+    eps = 1e-6
+    for idx in np.ndindex(logits.shape):
+        up, down = logits.copy(), logits.copy()
+        up[idx] += eps
+        down[idx] -= eps
+        num = (cross_entropy(up, target)[0] - cross_entropy(down, target)[0]) / (2 * eps)
+        assert abs(num - d[idx]) <= 1e-8
+    assert cross_entropy(logits.astype(np.float32), target)[1].dtype == np.float32
+    with pytest.raises(TypeError, match="target must hold integer class indices"):
+        cross_entropy(logits, target.astype(float))
+    with pytest.raises(ValueError, match=r"target must lie in \[0, 4\)"):
+        cross_entropy(logits, target + 4)
+    with pytest.raises(ValueError, match=r"target must have shape \(6,\)"):
+        cross_entropy(logits, target[:3])
+
+
+def test_linear_rows_are_batch_and_thread_invariant(backend, dtype, rng):
+    """A row's output is the same bits alone, in any batch, with any thread count (what
+    chunked and distributed inference rely on); BLAS's x @ W.T is not (seen in float64)."""
+    if backend == "numpy":
+        pytest.skip("the NumPy reference computes x @ W.T with NumPy's BLAS")
+    layer = Linear(37, 5, dtype=dtype, seed=0)
+    x = rng.standard_normal((300, 37)).astype(dtype)
+    full = layer(x)
+    for rows in (slice(0, 1), slice(7, 70), slice(100, 101), slice(0, 299)):
+        np.testing.assert_array_equal(layer(x[rows]), full[rows])
+    with fastgru.threads(1):
+        np.testing.assert_array_equal(layer(x), full)
+    w, b = (p.data.astype(np.float64) for p in (layer.weight, layer.bias))
+    assert_close(full, x.astype(np.float64) @ w.T + b, dtype, "Linear forward")

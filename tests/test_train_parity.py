@@ -44,7 +44,7 @@ def _init(golden):
 def train_fastgru(init, dtype, epochs=50):
     """The article's loop, written with fastgru's pieces; returns the per-epoch losses."""
     trainX, trainY, _, _ = golden_script.article_data()
-    model = fastgru.nn.GRURegressor(1, 50, 1, dtype=dtype)
+    model = fastgru.nn.GRUModel(1, 50, 1, dtype=dtype)
     model.load_state_dict(init)
     optimizer = fastgru.optim.Adam(model.parameters(), lr=0.01)
     losses = []
@@ -125,7 +125,7 @@ def test_golden_matches_torch_live(dtype, golden):
 
 def test_fit_gives_the_same_losses_as_the_loop(golden):
     trainX, trainY, _, _ = golden_script.article_data()
-    model = fastgru.nn.GRURegressor(1, 50, 1, dtype="float64")
+    model = fastgru.nn.GRUModel(1, 50, 1, dtype="float64")
     model.load_state_dict(_init(golden))
     model.fit(trainX, trainY, epochs=50, lr=0.01)
     assert_losses_match(np.array(model.history_), golden["losses_float64"], np.float64)
@@ -146,7 +146,7 @@ def test_torch_state_dict_loads_as_it_is():
             return self.fc(out[:, -1, :])
 
     theirs = GRUModel().double()
-    ours = fastgru.nn.GRURegressor(1, 50, 1, dtype="float64")
+    ours = fastgru.nn.GRUModel(1, 50, 1, dtype="float64")
     ours.load_state_dict(theirs.state_dict())
     x = np.random.default_rng(0).standard_normal((7, 10, 1))
     with torch.no_grad():

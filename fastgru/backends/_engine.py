@@ -133,3 +133,18 @@ def step(k, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, prepared=None):
     GRUCell keeps while its parameters' versions stay the same."""
     wp_ih, wf, U = prepared if prepared is not None else prepare_step(w_ih, w_hh, x.dtype)
     k.step(x, h, wp_ih, wf, b_ih, b_hh, reset_after, U, out)
+
+
+def linear(k, x, w, b, out):
+    """out (N, O) := x (N, I) w^T + b, for ``nn.Linear``: the projection kernel, each row on
+    its own, so a row's result is the same bits in any batch and with any thread count
+    (a BLAS product's bits depend on both)."""
+    N, I = x.shape
+    O = w.shape[0]
+    if N == 0:
+        return
+    nr = _layout.nr_of(x.dtype)
+    y = np.empty((N, -(-O // nr) * nr), x.dtype)
+    _threads.run(k.project, (x, _layout.pack(np.ascontiguousarray(w.T), nr), b, y),
+                 _threads.team_size(-(-N // _layout.PROJECT_ROWS), 2 * N * O * I))
+    out[...] = y[:, :O]

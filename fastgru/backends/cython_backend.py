@@ -14,3 +14,8 @@ KERNELS = _engine.Kernels(_gru.project_team, _gru.forward_team, _gru.backward_te
                           _gru.dx_team, _gru.sums_team, _gru.step)
 forward, backward, step = _engine.entry_points(KERNELS)
 prepare_step = _engine.prepare_step
+
+
+def linear(x, w, b, out):
+    """Same contract as ``reference.linear``."""
+    _engine.linear(KERNELS, x, w, b, out)

@@ -491,3 +491,8 @@ KERNELS = _engine.Kernels(_project_team, _forward_team, _backward_team, _dx_team
                           _step)
 forward, backward, step = _engine.entry_points(KERNELS)
 prepare_step = _engine.prepare_step
+
+
+def linear(x, w, b, out):
+    """Same contract as ``reference.linear``."""
+    _engine.linear(KERNELS, x, w, b, out)

@@ -154,3 +154,9 @@ def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, prepared=None):
     forward(x[None], h, w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after,
             np.empty((1, B, H), h.dtype), out, np.empty((0, B, H), h.dtype),
             np.empty((0, B, 3 * H), h.dtype), np.empty((0, B, H), h.dtype))
+
+
+def linear(x, w, b, out):
+    """A Linear layer (``nn.Linear``): x (N, I), w (O, I), b (O,) IN; out (N, O) OUT,
+    out = x w^T + b."""
+    out[...] = x @ w.T + b

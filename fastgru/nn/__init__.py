@@ -1,8 +1,21 @@
 """Layers and training pieces."""
+import warnings
+
 from .gru import GRU, GRUCell
 from .linear import Linear
-from .loss import mse_loss
+from .loss import cross_entropy, mse_loss
+from .model import GRUModel
 from .module import Module, Parameter
-from .regressor import GRURegressor
 
-__all__ = ["GRU", "GRUCell", "Module", "Parameter", "Linear", "mse_loss", "GRURegressor"]
+__all__ = ["GRU", "GRUCell", "Module", "Parameter", "Linear", "mse_loss", "cross_entropy",
+           "GRUModel"]
+
+
+def __getattr__(name):
+    # the torch-style module's old name; fastgru.sklearn.GRURegressor is the estimator now
+    if name == "GRURegressor":
+        warnings.warn("fastgru.nn.GRURegressor is now fastgru.nn.GRUModel (same constructor); "
+                      "the scikit-learn estimator is fastgru.sklearn.GRURegressor",
+                      DeprecationWarning, stacklevel=2)
+        return GRUModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,8 @@ import numpy as np
 from .. import _validate as v
 from .. import backends
 from ..functional import gru_backward, gru_forward
-from .module import TAPE_MISSING, Module, grad_lock, own_entry, own_slot
+from .module import (TAPE_MISSING, Module, grad_lock, last_record, own_entry, own_slot,
+                     pop_record, push_record)
 
 
 def _uniform_init(module, shapes, fan, seed):
@@ -189,7 +190,16 @@ class GRU(Module):
 
 
 class GRUCell(Module):
-    """One GRU step, for streaming: h' = cell(x_t, h). Parameters as torch.nn.GRUCell."""
+    """One GRU step: h' = cell(x_t, h). Parameters as torch.nn.GRUCell.
+
+    ``cell(x, h)`` is inference (for streaming). ``cell.forward(x, h, train=True)`` also
+    records what backward needs, on a stack per thread; ``cell.backward(dh_next)`` pops the
+    latest record (last in, first out), so a loop over steps is trained by calling backward
+    once per step in reverse order, whatever computed each step's input.
+    ``clear()`` or ``zero_grad()`` drops records no backward used.
+    """
+
+    _RECORDS = ("_records",)
 
     def __init__(self, input_size, hidden_size, bias=True, reset="after", dtype="float32",
                  seed=None):
@@ -204,13 +214,19 @@ class GRUCell(Module):
             shapes += [("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]
         _uniform_init(self, shapes, H, seed)
         self._prepared = None   # (key, packed weights) for the compiled backends' step
+        self._records = {}      # per calling thread: the caches of its train steps, last on top
 
     def __repr__(self):
         return (f"GRUCell({self.input_size}, {self.hidden_size}, bias={self.bias}, "
                 f"reset={self.reset!r}, dtype={self.dtype.name!r})")
 
     def __call__(self, x, h=None):
-        """x (B, I) or (I,); h (B, H) or (H,) or None for zeros. Returns the next state."""
+        """Inference: x (B, I) or (I,); h (B, H) or (H,) or None for zeros. Returns the
+        next state (B, H) or (H,), recording nothing."""
+        return self.forward(x, h, train=False)
+
+    def _inputs(self, x, h):
+        """Validate: x as (B, I), h as (B, H) (zeros for None), and whether x was 1-D."""
         x = v.float_array(x, "x", self.dtype, ndim=(1, 2))
         unbatched = x.ndim == 1
         xb = x[None, :] if unbatched else x
@@ -223,13 +239,36 @@ class GRUCell(Module):
         else:
             h = v.float_array(h, "h", self.dtype, shape=(H,) if unbatched else (B, H))
             h = h[None, :] if unbatched else h
-        p = self._params
+        return xb, h, unbatched
+
+    def _biases(self):
         if self.bias:
-            b_ih, b_hh = p["bias_ih"].data, p["bias_hh"].data
+            return self._params["bias_ih"].data, self._params["bias_hh"].data
+        zeros = np.zeros(3 * self.hidden_size, self.dtype)
+        return zeros, zeros
+
+    def forward(self, x, h=None, train=True):
+        """One step: x (B, I) or (I,), h (B, H) or (H,) or None for zeros -> the next state.
+
+        With train=True, records what ``backward`` needs (a private copy of x, h and the
+        gates) on this thread's stack.
+        """
+        xb, h, unbatched = self._inputs(x, h)
+        p = self._params
+        b_ih, b_hh = self._biases()
+        if train:   # the sequence kernel with T = 1 keeps the cache its backward reads
+            _, out, cache = gru_forward(xb[None], h, p["weight_ih"].data, p["weight_hh"].data,
+                                        b_ih, b_hh, reset=self.reset, need_cache=True,
+                                        dtype=self.dtype)
+            push_record(self._records, (cache, unbatched))
         else:
-            b_ih = b_hh = np.zeros(3 * H, self.dtype)
-        out = np.empty((B, H), self.dtype)
+            out = self._step(xb, h, b_ih, b_hh)
+        return out[0] if unbatched else out
+
+    def _step(self, xb, h, b_ih, b_hh):
+        out = np.empty(h.shape, self.dtype)
         backend = backends.current()
+        p = self._params
         w_ih, w_hh = p["weight_ih"].data, p["weight_hh"].data
         prepared = None
         if hasattr(backend, "prepare_step"):   # packed weights, kept while the versions hold
@@ -240,4 +279,30 @@ class GRUCell(Module):
                 kept = self._prepared = (key, backend.prepare_step(w_ih, w_hh, self.dtype))
             prepared = kept[1]
         backend.step(xb, h, w_ih, w_hh, b_ih, b_hh, self.reset == "after", out, prepared)
-        return out[0] if unbatched else out
+        return out
+
+    def backward(self, dh_next):
+        """Backpropagate through this thread's latest train step not yet backpropagated.
+
+        dh_next : the loss gradient at that step's returned state, (B, H) or (H,) as it was
+        returned; all that reaches the state from later steps and other uses added together.
+        Accumulates into each Parameter's .grad and returns (dx, dh): the gradients at that
+        step's x and h, in their shapes.
+        """
+        record = last_record(self._records)
+        if record is None:
+            raise ValueError("GRUCell.backward() needs a preceding forward(x, h, train=True) "
+                             "not yet backpropagated: one backward per train step, the last "
+                             "step first; inference calls cell(x, h) record nothing")
+        cache, unbatched = record
+        B, H = cache.x.shape[1], self.hidden_size
+        dh_next = v.float_array(dh_next, "dh_next", self.dtype,
+                                shape=(H,) if unbatched else (B, H))
+        pop_record(self._records)
+        grads = gru_backward(None, dh_next.reshape(B, H), cache)
+        with grad_lock:   # another thread may be adding into the same .grad
+            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads[2:]):
+                if name in self._params:
+                    self._params[name].grad += g
+        dx, dh = grads[0][0], grads[1]
+        return (dx[0], dh[0]) if unbatched else (dx, dh)

@@ -1,10 +1,9 @@
 """Linear layer: y = x W^T + b, with a hand-written backward."""
-import threading
-
 import numpy as np
 
 from .. import _validate as v
-from .module import TAPE_MISSING, Module, grad_lock, own_entry, own_slot
+from .. import backends
+from .module import TAPE_MISSING, Module, grad_lock, last_record, pop_record, push_record
 
 
 class Linear(Module):
@@ -14,8 +13,12 @@ class Linear(Module):
     ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) as in torch.
 
     Input (..., in_features); output (..., out_features). ``layer(x)`` is inference;
-    ``forward(x, train=True)`` keeps x so that ``backward(dy)`` can follow.
+    ``forward(x, train=True)`` records x so that ``backward(dy)`` can follow. Records form
+    a stack per thread: a layer used at several steps of a loop takes its backwards in the
+    reverse order (the last forward first); ``clear()`` or ``zero_grad()`` drops the rest.
     """
+
+    _RECORDS = ("_records",)
 
     def __init__(self, in_features, out_features, bias=True, dtype="float32", seed=None):
         super().__init__(dtype)
@@ -29,7 +32,7 @@ class Linear(Module):
             self._add("bias", rng.uniform(-bound, bound, size=self.out_features))
         else:
             self.bias = None   # as torch: layer.bias is the Parameter, or None
-        self._tapes = {}   # per calling thread: x of its last train forward
+        self._records = {}   # per calling thread: the x of its train forwards, last on top
 
     def __repr__(self):
         return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None}, "
@@ -51,26 +54,28 @@ class Linear(Module):
         train = v.flag(train, "train")
         x = self._input(x)
         x2 = x.reshape(-1, self.in_features)
-        y = x2 @ self.weight.data.T
-        if self.bias is not None:
-            y += self.bias.data
+        y = np.empty((x2.shape[0], self.out_features), self.dtype)
+        b = self.bias.data if self.bias is not None else np.zeros(self.out_features, self.dtype)
+        # the compiled backends compute each row on its own: batch-invariant, as the GRU
+        backends.current().linear(x2, self.weight.data, b, y)
         # a private copy: the caller may change x before backward
         if train:
-            self._tapes[threading.get_ident()] = own_entry((x2.copy(), x.shape))
+            push_record(self._records, (x2.copy(), x.shape))
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, dy):
-        """Backpropagate dy (..., out_features) through the last train forward.
+        """Backpropagate dy (..., out_features) through this thread's latest train forward
+        not yet backpropagated (last in, first out).
 
         Accumulates dW = dy^T x and db = sum(dy) into the Parameters' .grad and returns
         dx (..., in_features) = dy W.
         """
-        tape = own_slot(self._tapes)
+        tape = last_record(self._records)
         if tape is None:
             raise ValueError(TAPE_MISSING)
         x2, x_shape = tape
         dy = v.float_array(dy, "dy", self.dtype, shape=x_shape[:-1] + (self.out_features,))
-        own_slot(self._tapes, pop=True)   # as torch: a second backward needs a new forward
+        pop_record(self._records)   # as torch: a second backward needs a new forward
         dy2 = dy.reshape(-1, self.out_features)
         with grad_lock:
             self.weight.grad += dy2.T @ x2

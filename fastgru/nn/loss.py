@@ -30,3 +30,41 @@ def mse_loss(pred, target):
     loss = np.mean(diff * diff, dtype=dt)
     dpred = diff * dt.type(2.0 / pred_arr.size)
     return dt.type(loss), dpred
+
+
+def cross_entropy(logits, target):
+    """Mean cross-entropy of class scores, as torch.nn.functional.cross_entropy (reduction="mean").
+
+    Parameters
+    ----------
+    logits : (N, C) float array, unnormalised class scores; float32 or float64
+    target : (N,) integer class indices in [0, C)
+
+    Returns
+    -------
+    loss : NumPy scalar of logits' dtype, mean(-log softmax(logits)[n, target[n]])
+    dlogits : (N, C), d loss / d logits = (softmax(logits) - onehot(target)) / N
+    """
+    logits_arr = v._to_numpy(logits)
+    dt = logits_arr.dtype if logits_arr.dtype in v.FLOAT_DTYPES else np.dtype(np.float32)
+    logits_arr = v.float_array(logits_arr, "logits", dt, ndim=2)
+    N, C = logits_arr.shape
+    target = v._to_numpy(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.shape != (N,):
+        raise ValueError(f"target must have shape ({N},) (one class index per row of logits), "
+                         f"got {target.shape}")
+    if N == 0:
+        raise ValueError("cross_entropy of empty arrays is undefined (logits has 0 rows)")
+    if target.min() < 0 or target.max() >= C:
+        raise ValueError(f"target must lie in [0, {C}) (the number of classes), "
+                         f"got values from {target.min()} to {target.max()}")
+    shifted = logits_arr - logits_arr.max(axis=1, keepdims=True)
+    log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(N)
+    loss = -np.mean(log_prob[rows, target], dtype=dt)
+    dlogits = np.exp(log_prob)
+    dlogits[rows, target] -= 1
+    dlogits *= dt.type(1.0 / N)
+    return dt.type(loss), dlogits

@@ -29,6 +29,35 @@ def own_entry(value):
     return threading.current_thread(), value
 
 
+# A record is a per-thread stack (last in, first out) of what train forwards kept, for
+# layers called several times before their backwards (a GRUCell or a Linear in a loop over
+# steps): each backward pops the latest forward of its own thread.
+
+def push_record(slots, value):
+    """Push value onto the calling thread's record in slots."""
+    stack = own_slot(slots)
+    if stack is None:
+        stack = []
+        slots[threading.get_ident()] = own_entry(stack)
+    stack.append(value)
+
+
+def last_record(slots):
+    """The calling thread's latest recorded value (left in place), or None."""
+    stack = own_slot(slots)
+    return stack[-1] if stack else None
+
+
+def pop_record(slots):
+    """Remove the calling thread's latest recorded value (after last_record checked it)."""
+    own_slot(slots).pop()
+
+
+def clear_record(slots):
+    """Forget what the calling thread recorded and did not backpropagate."""
+    own_slot(slots, pop=True)
+
+
 class Parameter:
     """A trainable array and its gradient (same shape and dtype), both NumPy arrays.
 
@@ -94,8 +123,20 @@ class Module:
         return list(self._params.values())
 
     def zero_grad(self):
+        """Zero every Parameter's .grad and ``clear()`` this thread's records."""
         for p in self._params.values():
             p.zero_grad()
+        self.clear()
+
+    # the per-thread records (see push_record) a layer keeps, by attribute name
+    _RECORDS = ()
+
+    def clear(self):
+        """Forget what the calling thread's train forwards recorded and no backward used
+        (layers with a record: GRUCell, Linear), so a loop stopped half-way leaves
+        nothing behind for the next one."""
+        for name in self._RECORDS:
+            clear_record(self.__dict__[name])
 
     def state_dict(self):
         """{name: copy of the parameter's array}."""
@@ -121,7 +162,7 @@ class Module:
 
     # per-thread state (tapes, reusable caches) belongs to this process's threads:
     # copies and pickles start without it
-    _PER_THREAD = ("_tapes", "_spares")
+    _PER_THREAD = ("_tapes", "_spares", "_records")
 
     def __getstate__(self):
         state = dict(self.__dict__)

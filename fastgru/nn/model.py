@@ -1,4 +1,9 @@
-"""GRURegressor: a GRU read out by a Linear layer on its last step (the seed article's model)."""
+"""GRUModel: a GRU read out by a Linear layer on its last step (the seed article's model).
+
+A torch-style module (forward / backward / an optimizer, and a small ``fit``); the
+scikit-learn estimators in ``fastgru.sklearn`` wrap it. It used to be called
+``fastgru.nn.GRURegressor``; that name still works, with a DeprecationWarning.
+"""
 import numpy as np
 
 from .. import _validate as v
@@ -8,13 +13,15 @@ from .loss import mse_loss
 from .module import TAPE_MISSING, Module
 
 
-class GRURegressor(Module):
+class GRUModel(Module):
     """Sequence-to-value regression: ``fc(gru(x)[:, -1, :])``, trained with MSE.
 
     The seed article's ``GRUModel`` in one line, with torch's parameter names
     (``gru.weight_ih_l0``, ..., ``fc.weight``, ``fc.bias``), so the state dict of the article's
     torch model loads as it is. Used like a torch module (``forward`` / ``backward`` and an
-    optimizer) or like a scikit-learn estimator (``fit`` / ``predict``).
+    optimizer), or trained by its own ``fit``. For scikit-learn's API (``get_params``,
+    ``clone``, pipelines, searches) use ``fastgru.sklearn.GRURegressor`` / ``GRUClassifier``,
+    which wrap this module.
 
     x is batch-first: (B, T, input_size), or (B, T) when input_size is 1. The output is
     (B, output_size).
@@ -48,7 +55,7 @@ class GRURegressor(Module):
         self.history_ = []
 
     def __repr__(self):
-        return f"GRURegressor(\n  (gru): {self.gru!r}\n  (fc): {self.fc!r}\n)"
+        return f"GRUModel(\n  (gru): {self.gru!r}\n  (fc): {self.fc!r}\n)"
 
     def _input(self, x):
         x = v.float_array(x, "x", self.dtype, ndim=(2, 3))
@@ -70,8 +77,9 @@ class GRURegressor(Module):
         backward() can follow."""
         x = self._input(x)
         out, _ = self.gru.forward(x, train=train)
-        if train:
+        if train:   # one tape, as the GRU's: a new train forward replaces the last
             self._x_shape = (x.shape, out.shape)
+            self.fc.clear()
         return self.fc.forward(out[:, -1, :], train=train)
 
     def backward(self, dy):
@@ -123,6 +131,8 @@ class GRURegressor(Module):
         from ..optim import Adam, Optimizer   # optim imports nn: import on use
 
         x = self._input(x)
+        if x.shape[0] == 0:
+            raise ValueError(f"x must hold at least one sequence to fit on, got shape {x.shape}")
         y = self._targets(y, x.shape[0])
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
@@ -137,17 +147,35 @@ class GRURegressor(Module):
         batch_size = B if batch_size is None else min(v.positive_int(batch_size, "batch_size"), B)
         rng = np.random.default_rng(v.seed(seed))
         for epoch in range(1, epochs + 1):
-            order = rng.permutation(B) if shuffle and batch_size < B else np.arange(B)
-            total = 0.0
-            for lo in range(0, B, batch_size):
-                idx = order[lo:lo + batch_size]
-                xb, yb = (x, y) if batch_size == B else (x[idx], y[idx])
-                optimizer.zero_grad()
-                loss, d_pred = mse_loss(self.forward(xb, train=True), yb)
-                self.backward(d_pred)
-                optimizer.step()
-                total += float(loss) * len(idx)
-            self.history_.append(total / B)
+            self.history_.append(self.train_epoch(x, y, mse_loss, optimizer, batch_size, rng,
+                                                  shuffle))
             if callback is not None:
                 callback(epoch, self.history_[-1])
         return self
+
+    def train_epoch(self, x, y, loss_fn, optimizer, batch_size, rng, shuffle=True, alpha=0.0):
+        """One pass over validated (x, y) in mini-batches; returns the mean loss per sequence.
+
+        x (B, T, input_size) and y in this model's dtype; ``loss_fn(pred, y_batch)`` returns
+        (loss, d_pred); ``batch_size`` in [1, B]; ``rng`` a NumPy Generator, drawn from only
+        when shuffling. ``alpha`` > 0 adds scikit-learn's L2 penalty on the weights (not the
+        biases), 0.5 * alpha * sum(w**2) / batch, to each batch's loss and gradient.
+        A full batch (batch_size == B) reports the loss before its step, as the article.
+        """
+        B = x.shape[0]
+        order = rng.permutation(B) if shuffle and batch_size < B else np.arange(B)
+        weights = [p for name, p in self.named_parameters() if "weight" in name] if alpha else []
+        total = 0.0
+        for lo in range(0, B, batch_size):
+            idx = order[lo:lo + batch_size]
+            xb, yb = (x, y) if batch_size == B else (x[idx], y[idx])
+            optimizer.zero_grad()
+            loss, d_pred = loss_fn(self.forward(xb, train=True), yb)
+            self.backward(d_pred)
+            loss = float(loss)
+            for p in weights:
+                p.grad += (alpha / len(idx)) * p.data
+                loss += 0.5 * alpha * float(np.vdot(p.data, p.data)) / len(idx)
+            optimizer.step()
+            total += loss * len(idx)
+        return total / B

@@ -177,7 +177,7 @@ def test_train_must_be_a_bool(layer):
 ])
 @pytest.mark.parametrize("make", [
     lambda s: fastgru.GRU(3, 4, seed=s), lambda s: fastgru.GRUCell(3, 4, seed=s),
-    lambda s: fastgru.nn.Linear(3, 4, seed=s), lambda s: fastgru.nn.GRURegressor(seed=s)])
+    lambda s: fastgru.nn.Linear(3, 4, seed=s), lambda s: fastgru.nn.GRUModel(seed=s)])
 def test_bad_seeds_are_named(make, seed, err, msg):
     with pytest.raises(err, match=msg):
         make(seed)
@@ -187,7 +187,7 @@ def test_bad_seeds_are_named(make, seed, err, msg):
                                   np.random.default_rng(5)])
 def test_good_seeds(seed):
     fastgru.GRU(3, 4, seed=seed)
-    fastgru.nn.GRURegressor(seed=seed)
+    fastgru.nn.GRUModel(seed=seed)
 
 
 def test_ragged_x_is_named(gru):

@@ -53,24 +53,22 @@ class _Progress:
 
 def _plot(path, series, time_step, train_pred, test_pred):
     """The article's figure; returns False (and says why) without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:   # a Figure of its own, not pyplot: the caller's plotting backend stays as it was
+        from matplotlib.figure import Figure
     except ImportError:
         print("fastgru demo: matplotlib is not installed, so no plot "
               "(pip install 'fastgru[demo]' to get it)", file=sys.stderr)
         return False
     n_train, n_test = len(train_pred), len(test_pred)
-    fig = plt.figure(figsize=(10, 6))
-    plt.plot(series, label="Original Data")
-    plt.plot(np.arange(time_step, time_step + n_train), train_pred, label="Training Predict")
-    plt.plot(np.arange(time_step + n_train, time_step + n_train + n_test), test_pred,
-             label="Test Predict")
-    plt.legend()
-    plt.title("fastgru: GRU(1, 50) + Linear(50, 1) on a sine wave")
+    fig = Figure(figsize=(10, 6))
+    ax = fig.subplots()
+    ax.plot(series, label="Original Data")
+    ax.plot(np.arange(time_step, time_step + n_train), train_pred, label="Training Predict")
+    ax.plot(np.arange(time_step + n_train, time_step + n_train + n_test), test_pred,
+            label="Test Predict")
+    ax.legend()
+    ax.set_title("fastgru: GRU(1, 50) + Linear(50, 1) on a sine wave")
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return True
 
 
@@ -80,12 +78,15 @@ def run(out="fastgru-demo", epochs=50, backend=None, seed=0, plot=True, dtype="f
 
     The summary (also printed last, as one JSON line) has train_mse, test_mse, epochs,
     seconds (training and prediction, after a warm-up that loads or compiles the kernels)
-    and backend.
+    and backend. ``backend`` applies to this call only: the caller's choice stays.
     """
-    stdout = sys.stdout if stdout is None else stdout
-    stderr = sys.stderr if stderr is None else stderr
-    if backend is not None:
-        backends.set_backend(backend)
+    with backends.backend(backends.get_backend() if backend is None else backend):
+        return _run(out, epochs, seed, plot, dtype,
+                    sys.stdout if stdout is None else stdout,
+                    sys.stderr if stderr is None else stderr)
+
+
+def _run(out, epochs, seed, plot, dtype, stdout, stderr):
     backend = backends.get_backend()
     series, x_train, y_train, x_test, y_test = sine_windows()
     x_train, x_test = x_train[:, :, None], x_test[:, :, None]

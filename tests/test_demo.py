@@ -1,4 +1,5 @@
 """``python -m fastgru demo``: the article's output lines, the plot, the closing JSON line."""
+import io
 import json
 import os
 import subprocess
@@ -6,6 +7,8 @@ import sys
 
 import pytest
 
+import fastgru
+from fastgru import demo
 from fastgru.__main__ import main
 
 KEYS = {"train_mse", "test_mse", "epochs", "seconds", "backend"}
@@ -90,11 +93,24 @@ def test_demo_unavailable_backend_is_a_clear_error(capsys, monkeypatch):
     def unavailable(name):
         raise backends.BackendUnavailable(f"fastgru backend {name!r} is not available: test")
 
-    before = backends.get_backend()
     monkeypatch.setattr(backends, "load", unavailable)
     try:
         assert main(["demo", "--epochs", "1", "--no-plot", "--backend", "cython"]) == 2
     finally:
         monkeypatch.undo()
-        backends.set_backend(before)
     assert "'cython' is not available" in capsys.readouterr().err
+
+
+def test_demo_leaves_the_callers_backend_and_plotting_alone(tmp_path):
+    """run(backend=...) is for that call; the plot is drawn on a Figure of its own, so a
+    notebook's matplotlib backend stays as it was."""
+    matplotlib = pytest.importorskip("matplotlib")
+    before_backend = fastgru.get_backend()
+    before_mpl = matplotlib.rcParams._get_backend_or_none()
+    other = "numpy" if before_backend != "numpy" else fastgru.available_backends()[0]
+    summary = demo.run(out=str(tmp_path), epochs=1, backend=other, stdout=io.StringIO(),
+                       stderr=io.StringIO())
+    assert summary["backend"] == other
+    assert fastgru.get_backend() == before_backend
+    assert matplotlib.rcParams._get_backend_or_none() == before_mpl
+    assert (tmp_path / "sine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

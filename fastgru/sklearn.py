@@ -12,7 +12,6 @@ lengths, call the fitted module ``model_`` directly.
 """
 import numbers
 import time
-import warnings
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validate as v
+from ._warn import warn
 from .nn import GRUModel, cross_entropy, mse_loss
 from .optim import Adam
 
@@ -283,8 +283,8 @@ class _GRUEstimator(BaseEstimator):
                           f"{self.n_iter_no_change} consecutive epochs. Stopping.")
                 break
         else:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                          "and the optimization hasn't converged yet.", ConvergenceWarning)
+            warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                 "and the optimization hasn't converged yet.", ConvergenceWarning)
         if best_state is not None:
             model.load_state_dict(best_state)
 

@@ -202,3 +202,15 @@ def test_numba_without_a_writable_cache_compiles_anyway(tmp_path):
     with fastgru.backend("numba"):
         want, _ = fastgru.GRU(3, 8, seed=0, dtype="float64")(np.linspace(-1, 1, 60).reshape(5, 4, 3))
     np.testing.assert_array_equal(np.array(got["out"]), want.ravel())
+
+
+def test_fallback_warning_points_at_the_users_line(fresh_fastgru):
+    """The warning raised deep inside fastgru (a backend chosen on first use) names the
+    line of the caller's code, not a fastgru file."""
+    fg = fresh_fastgru()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fg.GRU(2, 3)(np.zeros((1, 1, 2), np.float32))   # this line
+    fallback = [w for w in seen if "falling back" in str(w.message)]
+    assert len(fallback) == 1
+    assert fallback[0].filename == __file__, fallback[0].filename

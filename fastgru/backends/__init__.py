@@ -8,8 +8,8 @@ import contextlib
 import importlib
 import os
 import threading
-import warnings
 
+from .._warn import warn
 from ._layout import partition  # noqa: F401  (documented internal: how a step is cut)
 
 NAMES = ("numba", "cython", "numpy")
@@ -75,8 +75,7 @@ def _auto():
     skipped = NAMES[:NAMES.index(name)]
     if skipped:
         why = "; ".join(f"{n}: {_failures[n]} (to get it: {_HOW_TO_GET[n]})" for n in skipped)
-        warnings.warn(f"fastgru: falling back to the {name!r} backend ({why})",
-                      RuntimeWarning, stacklevel=4)
+        warn(f"fastgru: falling back to the {name!r} backend ({why})", RuntimeWarning)
     return name
 
 

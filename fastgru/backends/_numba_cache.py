@@ -6,9 +6,9 @@ none (a read-only install in a locked-down container), every ``cache=True`` deco
 raises ``RuntimeError: cannot cache function ...: no locator available``. fastgru then
 compiles without the cache, with one warning: each new process compiles again.
 """
-import warnings
-
 from numba import njit
+
+from .._warn import warn
 
 
 def _probe():
@@ -23,10 +23,10 @@ def _cache_works():
     except RuntimeError as exc:
         if "no locator available" not in str(exc):
             raise
-        warnings.warn(
+        warn(
             f"fastgru: Numba finds no writable cache directory ({exc}); the kernels are "
             "compiled without a cache, again in every new process. Set NUMBA_CACHE_DIR "
-            "to a writable folder to keep them.", RuntimeWarning, stacklevel=2)
+            "to a writable folder to keep them.", RuntimeWarning)
         return False
     return True
 

@@ -11,9 +11,8 @@ import pytest
 
 import fastgru
 
-# max abs diff <= TOL * max(1, max abs expected)
-BACKEND_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-6}
-GOLDEN_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+from tolerances import BACKEND as BACKEND_TOL
+from tolerances import GOLDEN as GOLDEN_TOL
 
 GRAD_NAMES = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
 

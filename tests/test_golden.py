@@ -12,7 +12,17 @@ FILES = sorted((pathlib.Path(__file__).parent / "data").glob("golden_*.npz"))
 
 
 def test_golden_files_present():
-    assert len(FILES) == 14
+    assert len(FILES) == 16
+
+
+def test_a_golden_case_reaches_the_cut_paths():
+    """The tall case runs the multi-piece recurrence, several projection pieces and two
+    float32 chunks of the weight sums (make_golden.py's TALL)."""
+    from fastgru.backends import _layout, partition
+    g = np.load(FILES[0].parent / "golden_tall_packed_float32.npz")
+    T, B, _ = g["x"].shape
+    assert partition(B, g["h0"].shape[-1], np.float32)["pieces"] >= 8
+    assert T * B > max(_layout.PROJECT_ROWS, _layout.SUM_ROWS)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

@@ -4,6 +4,7 @@ import pytest
 
 import fastgru
 from helpers import random_problem, upstream
+from tolerances import FINITE_DIFFERENCES
 
 WRT = {"x": 0, "h0": 1, "w_ih": 2, "w_hh": 3, "b_ih": 4, "b_hh": 5}
 
@@ -32,5 +33,5 @@ def test_gradient_matches_finite_differences(backend, rng, reset, reverse, with_
             q[wrt][idx] += sign * eps
             numeric[idx] += sign * loss(q, reset, reverse, d_out, d_h_n) / (2 * eps)
     rel = np.abs(analytic - numeric).max() / max(1e-3, np.abs(numeric).max())
-    assert rel <= 1e-6, f"d{wrt}: relative error {rel:.3g} vs finite differences"
+    assert rel <= FINITE_DIFFERENCES, f"d{wrt}: relative error {rel:.3g} vs finite differences"
     assert np.abs(numeric).max() > 0 or wrt in ("x",), f"d{wrt} is identically zero"

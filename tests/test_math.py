@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 import pytest
 
+from tolerances import F32, F64, MATH
+
 
 def _numba():
     pytest.importorskip("numba")
@@ -59,7 +61,7 @@ def last_finite_exp(dtype):
 
 
 # (dtype, clamp, exp relative bound, sigmoid/tanh absolute bound): a few ulp
-CASES = [(np.float64, 708.0, 1e-15, 5e-16), (np.float32, 87.0, 2.4e-7, 2.4e-7)]
+CASES = [(np.float64, 708.0, MATH[F64], MATH[F64]), (np.float32, 87.0, MATH[F32], MATH[F32])]
 
 
 @pytest.mark.parametrize("dtype, clamp, exp_rel, abs_bound", CASES)

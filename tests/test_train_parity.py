@@ -15,9 +15,9 @@ import pytest
 import fastgru
 from fastgru.demo import sine_windows
 
+from tolerances import TRAINING_LOSS as LOSS_RTOL
+
 DATA = os.path.join(os.path.dirname(__file__), "data")
-# per-epoch losses: max |fastgru - torch| / |torch|
-LOSS_RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
 
 
 def _golden_module():

@@ -13,8 +13,10 @@ import numpy as np
 import torch
 
 HERE = pathlib.Path(__file__).parent
-T, B, I, H = 6, 4, 3, 5
-LENGTHS = [6, 2, 5, 1]
+SMALL = dict(T=6, B=4, I=3, H=5, lengths=[6, 2, 5, 1])
+# big enough for the engine's cut paths: 10 pieces per step (5 row blocks x 2 unit
+# chunks), 520 rows (> PROJECT_ROWS, and two float32 chunks of SUM_ROWS in the sums)
+TALL = dict(T=13, B=40, I=8, H=80, lengths=[1 + (b * 5) % 13 for b in range(40)])
 
 CASES = {
     "l1": dict(num_layers=1),
@@ -24,10 +26,13 @@ CASES = {
     "packed": dict(num_layers=1, packed=True),
     "batch_first": dict(num_layers=2, batch_first=True),
     "batch_first_packed_bidir": dict(num_layers=1, batch_first=True, bidirectional=True, packed=True),
+    "tall_packed": dict(num_layers=1, packed=True, size=TALL),
 }
 
 
-def make(name, dtype, num_layers, bidirectional=False, batch_first=False, packed=False):
+def make(name, dtype, num_layers, bidirectional=False, batch_first=False, packed=False,
+         size=SMALL):
+    T, B, I, H = size["T"], size["B"], size["I"], size["H"]
     torch.manual_seed(zlib.crc32(f"{name}-{dtype}".encode()))
     gru = torch.nn.GRU(I, H, num_layers=num_layers, bidirectional=bidirectional,
                        batch_first=batch_first).to(dtype)
@@ -39,7 +44,7 @@ def make(name, dtype, num_layers, bidirectional=False, batch_first=False, packed
     shape = (B, T, I) if batch_first else (T, B, I)
     x = torch.randn(shape, dtype=dtype, requires_grad=True)
     h0 = (0.5 * torch.randn(num_layers * D, B, H, dtype=dtype)).requires_grad_()
-    lengths = torch.tensor(LENGTHS) if packed else torch.full((B,), T)
+    lengths = torch.tensor(size["lengths"]) if packed else torch.full((B,), T)
     if packed:
         seq = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=batch_first,
                                                       enforce_sorted=False)

@@ -31,6 +31,27 @@ def assert_close(actual, expected, dtype, what, table=BACKEND_TOL):
     return err / scale
 
 
+def central_difference(f, a, eps=1e-6, touched=None):
+    """d f() / d a by central differences, for a scalar function f that reads the array a,
+    which is changed in place and restored; ``touched()`` runs after each change (e.g. a
+    Parameter's ``changed`` after an in-place edit of its ``.data``)."""
+    def set_to(idx, value):
+        a[idx] = value
+        if touched is not None:
+            touched()
+
+    grad = np.zeros_like(a, dtype=np.float64)
+    for idx in np.ndindex(a.shape):
+        old = a[idx]
+        set_to(idx, old + eps)
+        up = f()
+        set_to(idx, old - eps)
+        down = f()
+        set_to(idx, old)
+        grad[idx] = (up - down) / (2 * eps)
+    return grad
+
+
 def random_problem(rng, T, B, I, H, dtype, lengths=False, h0=True):
     """Inputs for one layer with non-zero, different biases; values keep tanh unsaturated."""
     def f(*shape, scale=1.0):

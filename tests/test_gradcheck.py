@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastgru
-from helpers import random_problem, upstream
+from helpers import central_difference, random_problem, upstream
 from tolerances import FINITE_DIFFERENCES
 
 WRT = {"x": 0, "h0": 1, "w_ih": 2, "w_hh": 3, "b_ih": 4, "b_hh": 5}
@@ -25,13 +25,7 @@ def test_gradient_matches_finite_differences(backend, rng, reset, reverse, with_
     d_out, d_h_n = upstream(rng, T, B, H, np.float64)
     _, _, cache = fastgru.gru_forward(reset=reset, reverse=reverse, need_cache=True, **p)
     analytic = fastgru.gru_backward(d_out, d_h_n, cache)[WRT[wrt]]
-    numeric = np.zeros_like(p[wrt])
-    eps = 1e-6
-    for idx in np.ndindex(p[wrt].shape):
-        for sign in (1, -1):
-            q = {k: (a.copy() if isinstance(a, np.ndarray) else a) for k, a in p.items()}
-            q[wrt][idx] += sign * eps
-            numeric[idx] += sign * loss(q, reset, reverse, d_out, d_h_n) / (2 * eps)
+    numeric = central_difference(lambda: loss(p, reset, reverse, d_out, d_h_n), p[wrt])
     rel = np.abs(analytic - numeric).max() / max(1e-3, np.abs(numeric).max())
     assert rel <= FINITE_DIFFERENCES, f"d{wrt}: relative error {rel:.3g} vs finite differences"
     assert np.abs(numeric).max() > 0 or wrt in ("x",), f"d{wrt} is identically zero"

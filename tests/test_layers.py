@@ -4,7 +4,8 @@ import pytest
 
 import fastgru
 from fastgru.nn.module import own_slot
-from helpers import assert_close
+from helpers import assert_close, central_difference
+from tolerances import FINITE_DIFFERENCES
 
 
 def make_gru(rng, dtype="float64", **kwargs):
@@ -84,26 +85,16 @@ def test_stacked_bidirectional_gradients_vs_finite_differences(backend, rng, res
     d_out, d_h_n = rng.standard_normal(out.shape), rng.standard_normal(h_n.shape)
     gru.zero_grad()
     dx, dh0 = gru.backward(d_out, d_h_n)
-    eps = 1e-6
 
     def numeric(array):
-        g = np.zeros_like(array)
-        for idx in np.ndindex(array.shape):
-            old = array[idx]
-            array[idx] = old + eps
-            up = loss_of(gru, x, h0, lengths, d_out, d_h_n)
-            array[idx] = old - eps
-            down = loss_of(gru, x, h0, lengths, d_out, d_h_n)
-            array[idx] = old
-            g[idx] = (up - down) / (2 * eps)
-        return g
+        return central_difference(lambda: loss_of(gru, x, h0, lengths, d_out, d_h_n), array)
 
     checks = [("dx", dx, x), ("dh0", dh0, h0)] + [
         (name, p.grad, p.data) for name, p in gru.named_parameters()]
     for name, analytic, array in checks:
         num = numeric(array)
         rel = np.abs(analytic - num).max() / max(1e-3, np.abs(num).max())
-        assert rel <= 1e-6, f"{name}: relative error {rel:.3g}"
+        assert rel <= FINITE_DIFFERENCES, f"{name}: relative error {rel:.3g}"
 
 
 def test_backward_accumulates_and_zero_grad_clears(backend, rng):
@@ -182,8 +173,6 @@ def test_dropout_gradient_uses_forward_mask(rng):
     mask = own_slot(gru._tapes)[1][1]   # this thread's tape: (caches, masks, ...)
     dx, _ = gru.backward(d_out)
     # with the mask frozen, the layered computation is differentiable: compare to FD
-    eps = 1e-6
-
     def f(xx):
         o1, _, _ = fastgru.gru_forward(xx, None, gru.weight_ih_l0.data, gru.weight_hh_l0.data,
                                        gru.bias_ih_l0.data, gru.bias_hh_l0.data)
@@ -192,12 +181,7 @@ def test_dropout_gradient_uses_forward_mask(rng):
                                        gru.bias_hh_l1.data)
         return np.sum(o2 * d_out)
 
-    num = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += eps
-        xm[idx] -= eps
-        num[idx] = (f(xp) - f(xm)) / (2 * eps)
+    num = central_difference(lambda: f(x), x)
     np.testing.assert_allclose(dx, num, rtol=0, atol=1e-7)
 
 
@@ -212,7 +196,7 @@ def test_state_dict_round_trip_and_array_likes(rng):
     assert a.weight_ih_l0.data.any()
 
 
-def test_load_torch_state_dict_without_importing_torch(rng):
+def test_load_state_dict_takes_torch_tensors(rng):
     torch = pytest.importorskip("torch")
     tg = torch.nn.GRU(3, 4, num_layers=2)
     g = fastgru.GRU(3, 4, num_layers=2)

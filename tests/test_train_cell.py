@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from fastgru.nn import GRUCell, Linear
-from helpers import assert_close
+from helpers import assert_close, central_difference
+from tolerances import FINITE_DIFFERENCES
 
 T, B, I, H = 6, 3, 4, 5
 
@@ -107,24 +108,12 @@ def test_cell_loop_gradients_match_finite_differences(backend, rng, reset):
     arrays = {"x0": (x0, None), "h0": (h0, None)}
     arrays.update({f"cell.{n}": (p.data, p) for n, p in cell.named_parameters()})
     arrays.update({f"lin.{n}": (p.data, p) for n, p in lin.named_parameters()})
-    eps = 1e-6
-
-    def loss_at(array, idx, value, param):
-        array[idx] = value
-        if param is not None:
-            param.changed()      # .data edited in place: the cell's packed copy is stale
-        return loss_of(cell, lin, x0, h0, weights)
-
     for name, (array, param) in arrays.items():
-        num = np.zeros_like(array)
-        for idx in np.ndindex(array.shape):
-            old = array[idx]
-            up = loss_at(array, idx, old + eps, param)
-            down = loss_at(array, idx, old - eps, param)
-            loss_at(array, idx, old, param)
-            num[idx] = (up - down) / (2 * eps)
+        # .data edited in place: changed() tells the cell its packed copy is stale
+        num = central_difference(lambda: loss_of(cell, lin, x0, h0, weights), array,
+                                 touched=None if param is None else param.changed)
         rel = np.abs(ours[name] - num).max() / max(1e-3, np.abs(num).max())
-        assert rel <= 1e-6, f"{name} ({reset}): relative error {rel:.3g}"
+        assert rel <= FINITE_DIFFERENCES, f"{name} ({reset}): relative error {rel:.3g}"
 
 
 def test_train_step_gives_the_inference_state(backend, rng, dtype):

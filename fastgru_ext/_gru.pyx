@@ -19,10 +19,11 @@ without the GIL; the team meets at ``barrier`` (``_sync.h``). No OpenMP, no BLAS
 * ``step``: one step of a few rows on the calling thread (GRUCell), the
   projection and the recurrence run as a team of one.
 
-All products are ``tile_f32`` / ``tile_f64`` (``_product.h``): one fused
-multiply-add chain per output element, as in the Numba twin, so that no result
-depends on the thread count or on the batch around a row, and the two backends
-give the same bits. The gate math uses ``_math.pxd``, the same functions as
+All products are ``tile_f32`` / ``tile_f64`` (``_product.h``, in the variant for
+the instruction set chosen by ``use_isa``): one multiply-add chain per output
+element, as in the Numba twin, so that no result depends on the thread count or on
+the batch around a row, and the two backends give the same bits where both fuse
+(or both do not fuse) multiply and add. The gate math uses ``_math.pxd``, the same functions as
 ``fastgru.backends._numba_math``, in the same order of operations.
 
 Each kernel checks its call before it starts (a wrong call raises, it does not
@@ -52,6 +53,12 @@ cdef extern from "_product.h" nogil:
                   int64_t sa_k, const double *w, int64_t w_off, int64_t ldw, int64_t w_step,
                   double *c, int64_t c_off, int64_t ldc, int64_t K, int cont)
 
+    int fg_isa_compiled(int isa)
+    int fg_isa_runs_here(int isa)
+    int fg_isa_fused(int isa)
+    int fg_use_isa(int isa)
+    int fg_isa()
+
 cdef extern from "_sync.h" nogil:
     void barrier(int64_t *sync, int nthreads)
 
@@ -64,6 +71,40 @@ cdef enum:
     _PROJECT_ROWS = 64
     _K_BLOCK = 256
     _SUM_GROUPS = 16
+
+
+# The product kernels' instruction sets (_product.h's FG_ISA_*), lowest first.
+ISA_LEVELS = ("baseline", "avx2", "avx512")
+
+
+def isa_compiled():
+    """The instruction sets this build has product kernels for."""
+    return [name for i, name in enumerate(ISA_LEVELS) if fg_isa_compiled(i)]
+
+
+def isa_runs_here():
+    """The compiled instruction sets this CPU can run."""
+    return [name for i, name in enumerate(ISA_LEVELS) if fg_isa_runs_here(i)]
+
+
+def isa():
+    """The instruction set of the product kernels in use."""
+    return ISA_LEVELS[fg_isa()]
+
+
+def isa_fused():
+    """Whether the kernels in use fuse multiply and add (one rounding per term)."""
+    return bool(fg_isa_fused(fg_isa()))
+
+
+def use_isa(str name):
+    """Use the product kernels for ``name`` (one of isa_runs_here()) from now on.
+    Call it only while no kernel runs (fastgru's backend calls it once, at import)."""
+    if name not in ISA_LEVELS:
+        raise ValueError(f"instruction set must be one of {ISA_LEVELS}, got {name!r}")
+    if not fg_use_isa(ISA_LEVELS.index(name)):
+        raise ValueError(f"this machine cannot run the {name!r} product kernels "
+                         f"(it can run {isa_runs_here()})")
 
 
 cdef inline Py_ssize_t _nr(floating *dummy) noexcept nogil:

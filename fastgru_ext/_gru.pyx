@@ -382,8 +382,8 @@ cdef void _product(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize
 
 
 cdef void _project(const floating[:, ::1] x, const floating[:, :, ::1] wp,
-                 const floating[::1] b, floating[:, ::1] xg,
-                 int tid, int nthreads, int64_t[::1] sync) noexcept:
+                   const floating[::1] b, floating[:, ::1] xg,
+                   int tid, int nthreads, int64_t[::1] sync) noexcept:
     """xg (N, Gp) := x (N, I) W_ih^T + b, rows cut into fixed pieces; wp is W_ih^T
     packed ((Gp / NR), I, NR); Gp is 3H rounded up to NR."""
     cdef Py_ssize_t N = x.shape[0], I = x.shape[1], G = b.shape[0], Gp = xg.shape[1]
@@ -408,12 +408,12 @@ cdef void _project(const floating[:, ::1] x, const floating[:, :, ::1] wp,
 
 
 cdef void _forward(const floating[:, :, ::1] xg, const floating[:, :, ::1] wf,
-                 const floating[::1] b_hh, const int64_t[::1] lengths,
-                 bint reverse, bint reset_after, bint keep, Py_ssize_t rows, Py_ssize_t U,
-                 floating[:, :, ::1] hbuf, floating[:, ::1] rh, floating[:, :, ::1] scratch,
-                 floating[:, :, ::1] out, floating[:, :, ::1] h_prev,
-                 floating[:, :, ::1] gates, floating[:, :, ::1] aux,
-                 int tid, int nthreads, int64_t[::1] sync) noexcept:
+                   const floating[::1] b_hh, const int64_t[::1] lengths,
+                   bint reverse, bint reset_after, bint keep, Py_ssize_t rows, Py_ssize_t U,
+                   floating[:, :, ::1] hbuf, floating[:, ::1] rh, floating[:, :, ::1] scratch,
+                   floating[:, :, ::1] out, floating[:, :, ::1] h_prev,
+                   floating[:, :, ::1] gates, floating[:, :, ::1] aux,
+                   int tid, int nthreads, int64_t[::1] sync) noexcept:
     """The recurrence. xg (T, B, Gp): the projection; wf: W_hh packed per chunk
     (_layout.pack_forward); hbuf (2, B, H): the state, double-buffered (step s reads
     hbuf[s % 2] and writes hbuf[1 - s % 2]); rh (B, H): r * h for reset="before";
@@ -658,6 +658,7 @@ def step(const floating[:, ::1] x not None, const floating[:, ::1] h not None,
     _project(x, wp_ih, b_ih, xg[0], 0, 1, sync)
     _forward(xg, wf, b_hh, lengths, False, reset_after, False, rows, U,
              hbuf, rh, scratch, out3, none, no_gates, none, 0, 1, sync)
+
 
 def backward_team(const floating[:, :, ::1] d_out not None, const floating[:, :, ::1] wb not None,
                   const int64_t[::1] lengths not None, bint reverse, bint reset_after,

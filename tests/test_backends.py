@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GRAD_NAMES, assert_close, random_problem, upstream
 
 SHAPES = [  # (T, B, I, H): every size 1, odd sizes, more rows than one block

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GRAD_NAMES, random_problem, run_script, upstream
 
 RESULT_NAMES = ("out", "h_n") + GRAD_NAMES

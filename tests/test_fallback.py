@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GRAD_NAMES, assert_close, random_problem, upstream
 
 pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is not built")
@@ -126,9 +127,9 @@ def test_openmp_spin_setting_is_scoped_to_the_load(name, user_value, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     if user_value is not None:
         env["GOMP_SPINCOUNT"] = user_value
-    code = ("import os, numpy as np, fastgru; fastgru.set_backend(%r); "
+    code = (f"import os, numpy as np, fastgru; fastgru.set_backend({name!r}); "
             "fastgru.GRU(2, 3)(np.zeros((2, 2, 2), np.float32)); "
-            "print(os.environ.get('GOMP_SPINCOUNT'))" % name)
+            "print(os.environ.get('GOMP_SPINCOUNT'))")
     # run outside the checkout: the child must import the fastgru this test imported
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=300, cwd=tmp_path)

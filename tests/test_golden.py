@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GOLDEN_TOL, assert_close
 
 FILES = sorted((pathlib.Path(__file__).parent / "data").glob("golden_*.npz"))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import random_problem, upstream
 
 WRT = {"x": 0, "h0": 1, "w_ih": 2, "w_hh": 3, "b_ih": 4, "b_hh": 5}

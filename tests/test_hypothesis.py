@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastgru
+
 from helpers import GRAD_NAMES, assert_close
 
 shapes = st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(1, 5), st.integers(1, 8))

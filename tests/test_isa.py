@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fastgru import backends
+
 from helpers import assert_close, random_problem, run_script
 
 _gru = pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is not built")

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 import naive
 from helpers import random_problem
 

@@ -6,6 +6,7 @@ import pytest
 import fastgru
 from fastgru.demo import sine_windows
 from fastgru.nn import GRURegressor, Linear, mse_loss
+
 from helpers import assert_close
 
 

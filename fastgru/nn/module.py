@@ -5,7 +5,6 @@ import numpy as np
 
 from .. import _validate as v
 
-
 TAPE_MISSING = ("backward() needs a preceding forward(..., train=True), one per backward; "
                 "inference calls keep nothing to backpropagate")
 

@@ -51,7 +51,7 @@ def config() -> dict[str, dict[str, Any]]:
     except ImportError as exc:
         numba_version = f"not installed ({exc})"
     try:
-        from fastgru_ext import _gru
+        from fastgru_ext import _gru  # type: ignore[attr-defined]  # compiled
         ext = _gru.__file__
     except ImportError as exc:
         ext = f"not available ({exc})"

@@ -4,9 +4,12 @@ Each backend module has ``forward`` and ``backward`` with the signatures of
 ``fastgru.backends.reference``. Nothing is imported or compiled until a backend
 is asked for, so ``import fastgru`` stays cheap.
 """
+from __future__ import annotations
+
 import importlib
 import os
 import warnings
+from types import ModuleType
 
 from ._layout import partition  # noqa: F401  (documented internal: how a step is cut)
 
@@ -20,9 +23,9 @@ _HOW_TO_GET = {
     "numba": "pip install numba",
     "cython": "reinstall fastgru from source with a C compiler (pip install --no-binary fastgru fastgru)",
 }
-_loaded = {}
-_failures = {}
-_current = None
+_loaded: dict[str, ModuleType] = {}
+_failures: dict[str, ImportError] = {}
+_current: str | None = None
 
 
 class BackendUnavailable(ImportError):
@@ -49,7 +52,7 @@ def _check_name(name, allow_auto=False):
         raise ValueError(f"backend must be one of {', '.join(map(repr, names))}, got {name!r}")
 
 
-def load(name):
+def load(name: str) -> ModuleType:
     """The module of backend ``name``; BackendUnavailable if it cannot be imported."""
     _check_name(name)
     module = _try_load(name)
@@ -60,7 +63,7 @@ def load(name):
     return module
 
 
-def available_backends():
+def available_backends() -> list[str]:
     """Names of the backends that import here, fastest first."""
     return [name for name in NAMES if _try_load(name) is not None]
 
@@ -85,7 +88,7 @@ def _choose(name):
     return name
 
 
-def get_backend():
+def get_backend() -> str:
     """The name of the backend in use: set_backend's choice, else FASTGRU_BACKEND, else auto."""
     global _current
     if _current is None:
@@ -95,14 +98,14 @@ def get_backend():
     return _current
 
 
-def set_backend(name):
+def set_backend(name: str) -> None:
     """Use backend ``name`` ("numba", "cython", "numpy" or "auto") from now on."""
     global _current
     _check_name(name, allow_auto=True)
     _current = _choose(name)
 
 
-def current():
+def current() -> ModuleType:
     """The module of the backend in use (called per GRUCell step: keep it cheap)."""
     if _current is not None:   # set only to a backend that loaded
         return _loaded[_current]

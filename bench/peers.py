@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from . import threads
+from . import names, threads
 from .grid import FORWARD, FORWARD_BACKWARD, STEP
 from .names import FASTGRU_IMPLS, IMPLS, PEER_IMPLS, TOLERANCE, impls_for, is_peer, versions  # noqa: F401  (re-exported)
 
@@ -162,8 +162,9 @@ def expected(case, op):
 def _build_fastgru(impl, case, op, p):
     fastgru = _load("fastgru")
     backend = impl.split("-", 1)[1]
-    if backend not in fastgru.available_backends():
-        raise Unsupported(f"fastgru backend {backend!r} is not available here")
+    missing = names.fastgru_backend_missing(fastgru.backends, backend)
+    if missing:
+        raise Unsupported(missing)
     if backend == "numpy" and not case.reference:
         raise Unsupported("the NumPy reference is timed at small shapes only")
     how = threads.apply_fastgru(fastgru)

@@ -59,7 +59,7 @@ def _plot(path, series, time_step, train_pred, test_pred):
         import matplotlib.pyplot as plt
     except ImportError:
         print("fastgru demo: matplotlib is not installed, so no plot "
-              "(pip install 'fastgru[demo]' to get it)", file=sys.stderr)
+              "(pip install matplotlib to get it)", file=sys.stderr)
         return False
     n_train, n_test = len(train_pred), len(test_pred)
     fig = plt.figure(figsize=(10, 6))

@@ -21,7 +21,8 @@ _MODULES = {
 }
 _HOW_TO_GET = {
     "numba": "pip install numba",
-    "cython": "reinstall fastgru from source with a C compiler (pip install --no-binary fastgru fastgru)",
+    # fastgru is installed from a checkout (it is not on PyPI); the build needs a C compiler
+    "cython": "build it: pip install -e . in the fastgru checkout, with a C compiler",
 }
 _loaded: dict[str, ModuleType] = {}
 _failures: dict[str, ImportError] = {}

@@ -112,7 +112,7 @@ static fg_tile_f64_fn fg_tile_f64_in_use = fg_baseline_tile_f64;
 static int fg_isa_in_use = FG_ISA_BASELINE;
 
 /* Whether variant `isa` is compiled into this build. */
-static int fg_isa_compiled(int isa)
+static inline int fg_isa_compiled(int isa)
 {
 #ifdef FG_X86_VARIANTS
     return isa >= 0 && isa < FG_N_ISA;
@@ -122,7 +122,7 @@ static int fg_isa_compiled(int isa)
 }
 
 /* Whether variant `isa` is compiled in and this CPU (and OS) can run it. */
-static int fg_isa_runs_here(int isa)
+static inline int fg_isa_runs_here(int isa)
 {
     if (!fg_isa_compiled(isa))
         return 0;
@@ -138,10 +138,10 @@ static int fg_isa_runs_here(int isa)
 }
 
 /* Whether variant `isa` multiplies and adds in one rounding (fused multiply-add). */
-static int fg_isa_fused(int isa) { return isa == FG_ISA_BASELINE ? FG_BASELINE_FMA : 1; }
+static inline int fg_isa_fused(int isa) { return isa == FG_ISA_BASELINE ? FG_BASELINE_FMA : 1; }
 
 /* Use variant `isa` from now on; 0 if it cannot run here (nothing changes then). */
-static int fg_use_isa(int isa)
+static inline int fg_use_isa(int isa)
 {
     if (!fg_isa_runs_here(isa))
         return 0;
@@ -162,7 +162,7 @@ static int fg_use_isa(int isa)
     return 1;
 }
 
-static int fg_isa(void) { return fg_isa_in_use; }
+static inline int fg_isa(void) { return fg_isa_in_use; }
 
 /* How many tiles side by side the kernel for mr rows takes at once: 8 vector
  * accumulators or more (AVX2), so that the two FMA pipes (4 cycles of latency each)

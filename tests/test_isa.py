@@ -124,3 +124,53 @@ def test_without_a_cap_the_best_variant_is_chosen(tmp_path, monkeypatch):
     monkeypatch.delenv("FASTGRU_ISA", raising=False)
     info = run_script(SHOW_ISA, tmp_path)
     assert info["in_use"] == RUNS_HERE[-1] and not info["warnings"]
+
+
+PRODUCT_PROGRAM = r"""
+#include <stdio.h>
+#include "_product.h"
+int main(void)
+{
+    float a[3 * 40], w[40 * 16], c[3 * 16];
+    int i, n = 0;
+    for (i = 0; i < 3 * 40; i++) a[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+    for (i = 0; i < 40 * 16; i++) w[i] = (float)((i * 5) % 13) / 13.0f - 0.5f;
+    for (i = 0; i < FG_N_ISA; i++) n += fg_isa_compiled(i);
+    tile_f32(3, 1, a, 0, 40, 1, w, 0, 16, 40 * 16, c, 0, 16, 40, 0);
+    printf("%d %d", n, fg_isa());
+    for (i = 0; i < 3 * 16; i++) printf(" %.9g", c[i]);
+    printf("\n");
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["x86-variants", "generic"])
+def test_product_header_compiles_cleanly(generic, tmp_path):
+    """_product.h builds with warnings as errors, with its x86-64 variants and without them
+    (the generic code alone, as on arm64: FG_NO_X86_VARIANTS), and computes a product."""
+    import os
+    import platform
+    import shutil
+    import subprocess
+
+    import fastgru_ext
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc})")
+    if not generic and platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the x86-64 variants are built on x86-64 only")
+    (tmp_path / "p.c").write_text(PRODUCT_PROGRAM)
+    flags = ["-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
+    flags += ["-DFG_NO_X86_VARIANTS"] if generic else []
+    subprocess.run([cc, *flags, "-I", os.path.dirname(fastgru_ext.__file__), "p.c", "-o", "p",
+                    "-lm"], cwd=tmp_path, check=True, capture_output=True, text=True)
+    out = subprocess.run([str(tmp_path / "p")], check=True, capture_output=True,
+                         text=True).stdout.split()
+    assert int(out[0]) == (1 if generic else 3) and int(out[1]) == 0   # baseline until chosen
+    i = np.arange(3 * 40)
+    a = (((i * 7) % 11) / np.float32(11) - np.float32(0.5)).astype(np.float32).reshape(3, 40)
+    j = np.arange(40 * 16)
+    w = (((j * 5) % 13) / np.float32(13) - np.float32(0.5)).astype(np.float32).reshape(40, 16)
+    got = np.array(out[2:], np.float32).reshape(3, 16)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)

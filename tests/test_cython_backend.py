@@ -15,6 +15,8 @@ from fastgru.backends import _engine, _layout
 
 from helpers import GRAD_NAMES, assert_close, random_problem, upstream
 
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
+
 _gru = pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is not built")
 
 reference = backends.load("numpy")

@@ -7,6 +7,8 @@ import pytest
 import fastgru
 from fastgru.backends import _layout, partition
 
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
+
 
 @pytest.mark.parametrize("B, H", [(64, 512), (256, 256), (32, 128), (2, 512), (512, 32),
                                   (4, 768)])

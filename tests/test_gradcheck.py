@@ -6,6 +6,8 @@ import fastgru
 
 from helpers import random_problem, upstream
 
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
+
 WRT = {"x": 0, "h0": 1, "w_ih": 2, "w_hh": 3, "b_ih": 4, "b_hh": 5}
 
 

@@ -8,6 +8,8 @@ from fastgru import backends
 
 from helpers import assert_close, random_problem, run_script
 
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
+
 _gru = pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is not built")
 cython = backends.load("cython")
 reference = backends.load("numpy")
@@ -174,3 +176,15 @@ def test_product_header_compiles_cleanly(generic, tmp_path):
     w = (((j * 5) % 13) / np.float32(13) - np.float32(0.5)).astype(np.float32).reshape(40, 16)
     got = np.array(out[2:], np.float32).reshape(3, 16)
     np.testing.assert_allclose(got, a.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_this_process_honours_fastgru_isa():
+    """In CI's forced run (FASTGRU_ISA=baseline), the suite really ran on the capped kernels."""
+    import os
+    import warnings
+    cap = os.environ.get("FASTGRU_ISA", "")
+    if not cap:
+        pytest.skip("FASTGRU_ISA is not set")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cython.isa() == cython.choose_isa(cap, RUNS_HERE)

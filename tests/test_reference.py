@@ -7,6 +7,8 @@ import fastgru
 import naive
 from helpers import random_problem
 
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
+
 
 @pytest.mark.parametrize("reset", ["after", "before"])
 @pytest.mark.parametrize("reverse", [False, True])

@@ -15,7 +15,7 @@ compiling a small program), so the build works with gcc, clang and MSVC:
 * --param=vect-max-version-for-alias-checks=64: the per-row loops read and write
   several arrays; gcc's default allows too few runtime alias checks to vectorize them.
 * -g0: no debug information in the shipped extension (Python's own CFLAGS often
-  say -g; the debug sections tripled the size of _gru.so).
+  say -g; the debug sections made _gru.so four times larger: 2.3 MB, 0.55 MB without).
 * -march=native, only with FASTGRU_NATIVE=1: everything compiled for the building
   machine (the binary may then crash with an illegal instruction elsewhere). The
   default build targets the compiler's baseline (x86-64: SSE2) and still runs the

@@ -17,11 +17,13 @@ echo "--- python -m build"
 "$PYTHON" -m build --outdir "$WORK/dist" "$ROOT" > "$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
 ls -l "$WORK/dist"
 SDIST=$(ls "$WORK"/dist/fastgru-*.tar.gz)
-if tar tzf "$SDIST" | grep -E '\.(c|so)$'; then
+tar tzf "$SDIST" > "$WORK/sdist.txt"   # a file, not a pipe: grep -q would cut tar short
+if grep -E '\.(c|so)$' "$WORK/sdist.txt"; then
     echo "the sdist ships generated or compiled files (above)" >&2; exit 1
 fi
-for f in LICENSE tests/conftest.py tests/helpers.py tests/naive.py tests/data/golden_l1_float32.npz; do
-    tar tzf "$SDIST" | grep -q "^fastgru-[^/]*/$f\$" || { echo "the sdist lacks $f" >&2; exit 1; }
+for f in LICENSE CHANGELOG.md tests/conftest.py tests/helpers.py tests/naive.py \
+         tests/data/golden_l1_float32.npz; do
+    grep -q "^fastgru-[^/]*/$f\$" "$WORK/sdist.txt" || { echo "the sdist lacks $f" >&2; exit 1; }
 done
 
 echo "--- installing the sdist in a fresh venv"

@@ -94,9 +94,13 @@ def test_show_config_reports_threads_and_backends():
     buf = io.StringIO()
     fastgru.show_config(file=buf)
     text = buf.getvalue()
-    for key in ("fastgru", "backend", "available_backends", "threads", "cpu_features"):
+    for key in ("fastgru", "numpy", "backend", "available_backends", "threads", "cpu_features",
+                "cython_isa"):
         assert f"{key}:" in text
     assert str(fastgru.get_num_threads()) in text
+    if "cython" in fastgru.available_backends():
+        from fastgru.backends import cython_backend
+        assert f"cython_isa: {cython_backend.isa()} (" in text
 
 
 @pytest.mark.parametrize("reset", ["after", "before"])

@@ -58,6 +58,7 @@ def task_gemm(args):
 def task_reference(args):
     """The NumPy reference for every (case, op), saved as .npz files in the workdir."""
     import numpy as np
+
     from bench import grid, peers
     try:
         import fastgru

@@ -135,21 +135,19 @@ def _why(exc):
 
 
 def available_backends():
-    """fastgru's compiled backends that import here, asked of a fresh process: (names, why not)."""
+    """fastgru's compiled backends, asked of a fresh process: ({name: None, or why it is
+    missing}, why fastgru does not import at all)."""
     try:
-        got = json.loads(procs.run_python(
-            "import json, fastgru; print(json.dumps(fastgru.available_backends()))"))
+        got = json.loads(procs.run_python(names.FASTGRU_BACKENDS_CHILD))
     except (procs.ChildFailed, ValueError) as exc:
-        return [], f"fastgru does not import: {_why(exc)}"
-    return [b for b in BACKENDS if b in got], None
+        return {}, f"fastgru does not import: {_why(exc)}"
+    return {b: got.get(b, "unknown backend") for b in BACKENDS}, None
 
 
 def _skip_reason(backend, available, why):
     if why:
         return why
-    if backend not in available:
-        return f"fastgru backend {backend!r} is not available here"
-    return None
+    return available.get(backend, f"fastgru backend {backend!r}: fastgru did not import")
 
 
 def _median(xs):

@@ -43,6 +43,24 @@ def installed(impl):
     return None
 
 
+def fastgru_backend_missing(backends, name):
+    """None if fastgru backend ``name`` imports here, else the registry's reason (what is
+    missing and how to get it), given ``fastgru.backends``."""
+    try:
+        backends.load(name)
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+# a child's code: {backend: None, or why it is missing} for each fastgru backend
+FASTGRU_BACKENDS_CHILD = (
+    "import json\n"
+    "from fastgru import backends\n"
+    "from bench.names import fastgru_backend_missing\n"
+    "print(json.dumps({n: fastgru_backend_missing(backends, n) for n in backends.NAMES}))\n")
+
+
 VERSIONED = ("fastgru", "numpy", "numba", "scipy", "torch", "onnxruntime", "onnx", "openvino",
              "jax", "jaxlib", "threadpoolctl", "pytest-benchmark")
 

@@ -25,10 +25,9 @@ import time
 
 import numpy as np
 
-from . import threads
+from . import names, threads
 from .grid import FORWARD, FORWARD_BACKWARD, STEP
-from .names import (FASTGRU_IMPLS, IMPLS, PEER_IMPLS, TOLERANCE,  # noqa: F401  (re-exported)
-                    impls_for, is_peer, versions)
+from .names import FASTGRU_IMPLS, IMPLS, PEER_IMPLS, TOLERANCE, impls_for, is_peer, versions  # noqa: F401  (re-exported)
 
 IN_PROCESS = "in-process"    # prepare(): compute the reference here (the pytest suite)
 
@@ -159,8 +158,9 @@ def expected(case, op):
 def _build_fastgru(impl, case, op, p):
     fastgru = _load("fastgru")
     backend = impl.split("-", 1)[1]
-    if backend not in fastgru.available_backends():
-        raise Unsupported(f"fastgru backend {backend!r} is not available here")
+    missing = names.fastgru_backend_missing(fastgru.backends, backend)
+    if missing:
+        raise Unsupported(missing)
     if backend == "numpy" and not case.reference:
         raise Unsupported("the NumPy reference is timed at small shapes only")
     how = threads.apply_fastgru(fastgru)
@@ -360,7 +360,9 @@ def _build_jax(case, op, p):
     if op == STEP:
         args = (params, x, h0)
         f = jax.jit(lambda params, x, h: jgru.cell(params, x, h, after))
-        collect = lambda h: {"h": np.asarray(h)}
+
+        def collect(h):
+            return {"h": np.asarray(h)}
     else:
         mask = None
         if case.lengths:
@@ -372,14 +374,17 @@ def _build_jax(case, op, p):
         if op == FORWARD:
             args = (params, x)
             f = jax.jit(forward)
-            collect = lambda r: {"out": np.asarray(r[0]), "h_n": np.asarray(r[1])}
+
+            def collect(r):
+                return {"out": np.asarray(r[0]), "h_n": np.asarray(r[1])}
         else:
             d_out = jnp.asarray(p.d_out)
             args = (params, x)
             f = jax.jit(jax.grad(lambda params, x: jnp.sum(forward(params, x)[0] * d_out),
                                  argnums=(0, 1)))
-            collect = lambda g: dict(dx=np.asarray(g[1]), **{k: np.asarray(v)
-                                                              for k, v in g[0].items()})
+
+            def collect(g):
+                return dict(dx=np.asarray(g[1]), **{k: np.asarray(v) for k, v in g[0].items()})
     t0 = time.perf_counter()
     compiled = f.lower(*args).compile()
     compile_s = time.perf_counter() - t0

@@ -202,7 +202,8 @@ def run(args, log=print):
             "threads": {"threads": n, "cores_available": threads.available_cores(),
                         "pinned_to_cores": n < threads.available_cores(), "children": {}}}
     log(f"bench {args.name}: {len(cases)} cases, {len(impls)} implementations, {n} threads, "
-        f"{rounds} round(s), a fresh process per {'implementation and case' if args.isolate == 'case' else 'implementation'}")
+        f"{rounds} round(s), a fresh process per "
+        f"{'implementation and case' if args.isolate == 'case' else 'implementation'}")
     with tempfile.TemporaryDirectory(prefix="fastgru-bench-") as workdir:
         common = ["--threads", str(n), "--budget", budget, "--workdir", workdir]
         dtypes = sorted({c.dtype for c in cases})
@@ -214,7 +215,7 @@ def run(args, log=print):
                 log(f"  {dt} GEMM: {rate:.1f} GFLOP/s")
         except procs.ChildFailed as exc:
             log(f"  no roofline: the GEMM child failed: {exc}")
-        ref = _reference(cases, common, timeout, data, log)
+        _reference(cases, common, timeout, data, log)
         runnable = []
         for impl in impls:
             why = names.installed(impl)

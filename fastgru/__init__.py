@@ -3,14 +3,13 @@
 Importing fastgru compiles nothing; a backend is imported, and its kernels compiled
 (and cached), on first use.
 """
-from . import convert, nn
+from . import convert, nn, optim
+from ._config import show_config
 from ._threads import get_num_threads, set_num_threads, threads
 from .backends import available_backends, backend, get_backend, set_backend
 from .functional import GRUCache, gru_backward, gru_forward
-from .nn import GRU, GRUCell
-from . import optim
 from .io import load_weights, save_weights
-from ._config import show_config
+from .nn import GRU, GRUCell
 
 __version__ = "0.1.0"
 

@@ -40,7 +40,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    from . import backends, demo   # the demo's imports only when it runs
+    from . import backends, demo  # the demo's imports only when it runs
 
     try:
         demo.run(out=args.out, epochs=args.epochs, backend=args.backend, seed=args.seed,

@@ -21,9 +21,12 @@ Which thread does what never changes a result: kernels split their work into
 pieces fixed by the shapes, and each output element's arithmetic is the same
 whoever computes it.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -54,7 +57,7 @@ def _check_count(n):
     return int(n)
 
 
-def set_num_threads(n):
+def set_num_threads(n: int | None) -> int:
     """Use up to n threads per call, process-wide; None restores the default (the CPUs
     this process may use, capped by OMP_NUM_THREADS). Returns the previous setting."""
     global _process_threads
@@ -63,7 +66,7 @@ def set_num_threads(n):
     return previous
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads a fastgru call from this thread may use now."""
     local = getattr(_local, "n", None)
     if local is not None:
@@ -72,7 +75,7 @@ def get_num_threads():
 
 
 @contextlib.contextmanager
-def threads(n):
+def threads(n: int) -> Iterator[int]:
     """Within the block, calls from this thread use up to n threads (other threads
     are not affected); restores the previous count on exit."""
     n = _check_count(n)
@@ -88,7 +91,7 @@ class _Worker:
     """One pool thread: waits for a job, runs it, reports, goes back to the pool."""
 
     def __init__(self):
-        self.job = None
+        self.job: tuple | None = None
         self.wake = threading.Semaphore(0)
         self.done = threading.Event()
         self.error = None
@@ -98,6 +101,7 @@ class _Worker:
     def _loop(self):
         while True:
             self.wake.acquire()
+            assert self.job is not None   # set before wake is released
             kernel, args = self.job
             self.job = None
             try:
@@ -107,7 +111,7 @@ class _Worker:
             self.done.set()
 
 
-_idle = []
+_idle: list[_Worker] = []
 _pool_lock = threading.Lock()
 
 

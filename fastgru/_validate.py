@@ -6,7 +6,7 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_dtype(dtype):
+def as_dtype(dtype) -> np.dtype:
     """The compute dtype: float32 or float64, given as a name, type or dtype."""
     if dtype is None:  # np.dtype(None) would silently be float64
         raise TypeError("dtype must be float32 or float64, got None")
@@ -19,7 +19,7 @@ def as_dtype(dtype):
     return dt
 
 
-def compute_dtype(arrays, dtype=None):
+def compute_dtype(arrays, dtype=None) -> np.dtype:
     """``dtype`` if given, else float64 when any array is a float of 64 bits or more,
     else float32 (float16 and integers included: those are cast or refused later)."""
     if dtype is not None:
@@ -57,7 +57,7 @@ def _to_numpy(a, name="input"):
                          f"is not one: {exc}") from None
 
 
-def float_array(a, name, dtype, shape=None, ndim=None, copy=False):
+def float_array(a, name, dtype, shape=None, ndim=None, copy=False) -> np.ndarray:
     """Check that ``a`` is a real floating array and return it C-contiguous in ``dtype``.
 
     ``shape`` is a tuple with None for any size; ``ndim`` an int or a tuple of allowed
@@ -86,7 +86,7 @@ def float_array(a, name, dtype, shape=None, ndim=None, copy=False):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def lengths_array(lengths, batch, steps):
+def lengths_array(lengths, batch, steps) -> np.ndarray:
     """Validate per-sequence lengths: (B,) integers in [0, T]. None means all T."""
     if lengths is None:
         return np.full(batch, steps, dtype=np.int64)
@@ -101,7 +101,7 @@ def lengths_array(lengths, batch, steps):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def positive_int(value, name):
+def positive_int(value, name) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value <= 0:
@@ -109,7 +109,7 @@ def positive_int(value, name):
     return int(value)
 
 
-def seed(value, name="seed"):
+def seed(value, name="seed") -> int | np.random.SeedSequence | np.random.Generator | None:
     """A random seed: None, an int >= 0, or a np.random.SeedSequence or Generator."""
     if value is None or isinstance(value, (np.random.SeedSequence, np.random.Generator)):
         return value
@@ -121,20 +121,20 @@ def seed(value, name="seed"):
     return int(value)
 
 
-def flag(value, name):
+def flag(value, name) -> bool:
     """A real bool (or NumPy bool): "no" or 0.5 must not pass as True."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
     return bool(value)
 
 
-def reset_mode(reset):
+def reset_mode(reset) -> str:
     if reset not in ("after", "before"):
         raise ValueError(f'reset must be "after" or "before", got {reset!r}')
     return reset
 
 
-def dropout_rate(p):
+def dropout_rate(p) -> float:
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"dropout must be a number in [0, 1), got {type(p).__name__} {p!r}")
     if not 0.0 <= p < 1.0:

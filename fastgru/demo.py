@@ -57,7 +57,7 @@ def _plot(path, series, time_step, train_pred, test_pred):
         from matplotlib.figure import Figure
     except ImportError:
         print("fastgru demo: matplotlib is not installed, so no plot "
-              "(pip install 'fastgru[demo]' to get it)", file=sys.stderr)
+              "(pip install matplotlib to get it)", file=sys.stderr)
         return False
     n_train, n_test = len(train_pred), len(test_pred)
     fig = Figure(figsize=(10, 6))

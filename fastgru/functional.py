@@ -3,9 +3,12 @@
 This is the kernels' public face; ``fastgru.nn.GRU`` composes layers and
 directions from it.
 """
+from __future__ import annotations
+
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validate as v
 from . import backends
@@ -25,8 +28,11 @@ class GRUCache(NamedTuple):
     aux: np.ndarray        # (T, B, H) hn_lin (reset="after") or r * h (reset="before")
 
 
-def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset="after", lengths=None,
-                reverse=False, need_cache=False, dtype=None, *, _reuse=None):
+def gru_forward(x: ArrayLike, h0: ArrayLike | None, w_ih: ArrayLike, w_hh: ArrayLike,
+                b_ih: ArrayLike | None, b_hh: ArrayLike | None, reset: str = "after",
+                lengths: ArrayLike | None = None, reverse: bool = False,
+                need_cache: bool = False, dtype: DTypeLike | None = None, *, _reuse=None,
+                ) -> tuple[np.ndarray, np.ndarray, GRUCache | None]:
     """Run one GRU layer in one direction over a time-major sequence.
 
     Parameters
@@ -92,7 +98,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, reset="after", lengths=None,
     return out, h_n, cache
 
 
-def _recycled(spare, shape, dtype, value=None):
+def _recycled(spare, shape, dtype, value=None) -> np.ndarray:
     """spare if it has this shape and dtype, else a new array; filled with value if given."""
     if spare is None or spare.shape != shape or spare.dtype != dtype:
         return np.empty(shape, dtype) if value is None else np.array(value, dtype, copy=True)
@@ -101,7 +107,7 @@ def _recycled(spare, shape, dtype, value=None):
     return spare
 
 
-def _check_cache(cache):
+def _check_cache(cache: GRUCache) -> None:
     """The kernels trust the cache's arrays: a cache edited since gru_forward made it
     (cut, replaced, retyped) is refused here, at O(B) cost, before any is read."""
     if not isinstance(cache, GRUCache):
@@ -111,10 +117,10 @@ def _check_cache(cache):
     for k, a in arrays.items():
         if not isinstance(a, np.ndarray) or a.dtype not in v.FLOAT_DTYPES \
                 or not a.flags.c_contiguous:
+            view = isinstance(a, np.ndarray) and not a.flags.c_contiguous
             raise ValueError(f"cache.{k} must be the C-contiguous float array gru_forward kept, "
                              f"got {type(a).__name__} {getattr(a, 'dtype', '')}"
-                             f"{'' if getattr(a, 'flags', None) is None or a.flags.c_contiguous else ' (a strided view)'}"
-                             ": was the cache edited?")
+                             f"{' (a strided view)' if view else ''}: was the cache edited?")
     x = arrays["x"]
     if x.ndim != 3 or arrays["w_hh"].ndim != 2:
         raise ValueError("cache.x or cache.w_hh has the wrong number of dimensions: "
@@ -140,7 +146,8 @@ def _check_cache(cache):
         raise ValueError(f"cache.backend must be one of {backends.NAMES}, got {cache.backend!r}")
 
 
-def gru_backward(d_out, d_h_n, cache):
+def gru_backward(d_out: ArrayLike | None, d_h_n: ArrayLike | None, cache: GRUCache,
+                 ) -> tuple[np.ndarray, ...]:
     """Gradients of one layer, given the loss gradients at its outputs.
 
     Parameters

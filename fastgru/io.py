@@ -4,15 +4,20 @@ The archive holds one array per state-dict entry (``gru.weight_ih_l0``, ``fc.bia
 and a ``__fastgru__`` marker (format version and the model's repr). Any ``.npz`` of exactly
 the model's state-dict names loads too, e.g. one written by ``np.savez(path, **state_dict)``.
 """
+from __future__ import annotations
+
 import os
 import secrets
 import stat
 import zipfile
 import zlib
+from typing import TypeVar
 
 import numpy as np
 
 from .nn.module import Module
+
+M = TypeVar("M", bound=Module)
 
 FORMAT = "fastgru-weights-1"
 _MARKER = "__fastgru__"
@@ -26,7 +31,7 @@ def _check_module(model):
                         f"got {type(model).__name__}")
 
 
-def save_weights(model, path):
+def save_weights(model: Module, path: str | os.PathLike[str]) -> str | os.PathLike[str]:
     """Write ``model.state_dict()`` to ``path`` (written as given; ``.npz`` is the convention).
 
     The file is written whole or not at all: a temporary file beside it, then renamed over
@@ -48,7 +53,7 @@ def save_weights(model, path):
     fd, tmp = _new_file(os.path.dirname(target))
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_MARKER: marker}, **state)
+            np.savez(f, **{_MARKER: marker}, **state)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
             f.flush()
             os.fsync(f.fileno())
         if mode is not None:
@@ -156,7 +161,7 @@ def _marker(archive, path, header):
     return fmt, saved_from
 
 
-def load_weights(model, path):
+def load_weights(model: M, path: str | os.PathLike[str]) -> M:
     """Load weights written by ``save_weights`` into ``model`` (in place); returns the model.
 
     Raises FileNotFoundError for a missing file; ValueError for a file that is not an .npz,

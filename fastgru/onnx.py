@@ -1,6 +1,7 @@
 """ONNX files in and out: export a fastgru GRU, load the GRU nodes of a model.
 
-Needs the ``onnx`` package (``pip install fastgru[onnx]``), imported on first use.
+Needs the ``onnx`` package (``pip install onnx``; onnxruntime to run what it exports),
+imported on first use.
 
 An exported graph has inputs ``input`` (T, B, I), or (B, T, I) for a batch_first GRU,
 optionally ``h0`` (L*D, B, H) and ``lengths`` (B,) int32 (ONNX's sequence_lens), and outputs
@@ -27,8 +28,7 @@ def _onnx():
     try:
         import onnx
     except ImportError as exc:
-        raise ImportError("fastgru.onnx needs the onnx package: pip install onnx "
-                          "(or pip install 'fastgru[onnx]')") from exc
+        raise ImportError("fastgru.onnx needs the onnx package: pip install onnx") from exc
     return onnx
 
 

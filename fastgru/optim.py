@@ -49,12 +49,17 @@ class Optimizer:
 
     def __init__(self, params):
         self.params = _param_list(params)
-        self.state = [{} for _ in self.params]
+        self.state: list[dict] = [{} for _ in self.params]
 
     def zero_grad(self):
         """Set every parameter's gradient to zero (gradients accumulate across backward calls)."""
         for p in self.params:
             p.grad[...] = 0
+
+    @property
+    def defaults(self) -> dict:
+        """The hyperparameters, by name (each optimizer lists its own)."""
+        raise NotImplementedError
 
     def __repr__(self):
         opts = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())

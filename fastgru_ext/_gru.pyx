@@ -19,10 +19,11 @@ without the GIL; the team meets at ``barrier`` (``_sync.h``). No OpenMP, no BLAS
 * ``step``: one step of a few rows on the calling thread (GRUCell), the
   projection and the recurrence run as a team of one.
 
-All products are ``tile_f32`` / ``tile_f64`` (``_product.h``): one fused
-multiply-add chain per output element, as in the Numba twin, so that no result
-depends on the thread count or on the batch around a row, and the two backends
-give the same bits. The gate math uses ``_math.pxd``, the same functions as
+All products are ``tile_f32`` / ``tile_f64`` (``_product.h``, in the variant for
+the instruction set chosen by ``use_isa``): one multiply-add chain per output
+element, as in the Numba twin, so that no result depends on the thread count or on
+the batch around a row, and the two backends give the same bits where both fuse
+(or both do not fuse) multiply and add. The gate math uses ``_math.pxd``, the same functions as
 ``fastgru.backends._numba_math``, in the same order of operations.
 
 Each kernel checks its call before it starts (a wrong call raises, it does not
@@ -52,6 +53,12 @@ cdef extern from "_product.h" nogil:
                   int64_t sa_k, const double *w, int64_t w_off, int64_t ldw, int64_t w_step,
                   double *c, int64_t c_off, int64_t ldc, int64_t K, int cont)
 
+    int fg_isa_compiled(int isa)
+    int fg_isa_runs_here(int isa)
+    int fg_isa_fused(int isa)
+    int fg_use_isa(int isa)
+    int fg_isa()
+
 cdef extern from "_sync.h" nogil:
     void barrier(int64_t *sync, int nthreads)
 
@@ -64,6 +71,40 @@ cdef enum:
     _PROJECT_ROWS = 64
     _K_BLOCK = 256
     _SUM_GROUPS = 16
+
+
+# The product kernels' instruction sets (_product.h's FG_ISA_*), lowest first.
+ISA_LEVELS = ("baseline", "avx2", "avx512")
+
+
+def isa_compiled():
+    """The instruction sets this build has product kernels for."""
+    return [name for i, name in enumerate(ISA_LEVELS) if fg_isa_compiled(i)]
+
+
+def isa_runs_here():
+    """The compiled instruction sets this CPU can run."""
+    return [name for i, name in enumerate(ISA_LEVELS) if fg_isa_runs_here(i)]
+
+
+def isa():
+    """The instruction set of the product kernels in use."""
+    return ISA_LEVELS[fg_isa()]
+
+
+def isa_fused():
+    """Whether the kernels in use fuse multiply and add (one rounding per term)."""
+    return bool(fg_isa_fused(fg_isa()))
+
+
+def use_isa(str name):
+    """Use the product kernels for ``name`` (one of isa_runs_here()) from now on.
+    Call it only while no kernel runs (fastgru's backend calls it once, at import)."""
+    if name not in ISA_LEVELS:
+        raise ValueError(f"instruction set must be one of {ISA_LEVELS}, got {name!r}")
+    if not fg_use_isa(ISA_LEVELS.index(name)):
+        raise ValueError(f"this machine cannot run the {name!r} product kernels "
+                         f"(it can run {isa_runs_here()})")
 
 
 cdef inline Py_ssize_t _nr(floating *dummy) noexcept nogil:
@@ -341,8 +382,8 @@ cdef void _product(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize
 
 
 cdef void _project(const floating[:, ::1] x, const floating[:, :, ::1] wp,
-                 const floating[::1] b, floating[:, ::1] xg,
-                 int tid, int nthreads, int64_t[::1] sync) noexcept:
+                   const floating[::1] b, floating[:, ::1] xg,
+                   int tid, int nthreads, int64_t[::1] sync) noexcept:
     """xg (N, Gp) := x (N, I) W_ih^T + b, rows cut into fixed pieces; wp is W_ih^T
     packed ((Gp / NR), I, NR); Gp is 3H rounded up to NR."""
     cdef Py_ssize_t N = x.shape[0], I = x.shape[1], G = b.shape[0], Gp = xg.shape[1]
@@ -367,12 +408,12 @@ cdef void _project(const floating[:, ::1] x, const floating[:, :, ::1] wp,
 
 
 cdef void _forward(const floating[:, :, ::1] xg, const floating[:, :, ::1] wf,
-                 const floating[::1] b_hh, const int64_t[::1] lengths,
-                 bint reverse, bint reset_after, bint keep, Py_ssize_t rows, Py_ssize_t U,
-                 floating[:, :, ::1] hbuf, floating[:, ::1] rh, floating[:, :, ::1] scratch,
-                 floating[:, :, ::1] out, floating[:, :, ::1] h_prev,
-                 floating[:, :, ::1] gates, floating[:, :, ::1] aux,
-                 int tid, int nthreads, int64_t[::1] sync) noexcept:
+                   const floating[::1] b_hh, const int64_t[::1] lengths,
+                   bint reverse, bint reset_after, bint keep, Py_ssize_t rows, Py_ssize_t U,
+                   floating[:, :, ::1] hbuf, floating[:, ::1] rh, floating[:, :, ::1] scratch,
+                   floating[:, :, ::1] out, floating[:, :, ::1] h_prev,
+                   floating[:, :, ::1] gates, floating[:, :, ::1] aux,
+                   int tid, int nthreads, int64_t[::1] sync) noexcept:
     """The recurrence. xg (T, B, Gp): the projection; wf: W_hh packed per chunk
     (_layout.pack_forward); hbuf (2, B, H): the state, double-buffered (step s reads
     hbuf[s % 2] and writes hbuf[1 - s % 2]); rh (B, H): r * h for reset="before";
@@ -617,6 +658,7 @@ def step(const floating[:, ::1] x not None, const floating[:, ::1] h not None,
     _project(x, wp_ih, b_ih, xg[0], 0, 1, sync)
     _forward(xg, wf, b_hh, lengths, False, reset_after, False, rows, U,
              hbuf, rh, scratch, out3, none, no_gates, none, 0, 1, sync)
+
 
 def backward_team(const floating[:, :, ::1] d_out not None, const floating[:, :, ::1] wb not None,
                   const int64_t[::1] lengths not None, bint reverse, bint reset_after,

@@ -8,7 +8,7 @@ from fastgru import backends
 
 
 def _backends_under_test():
-    """FASTGRU_BACKEND pins one backend (CI runs the suite once per backend); else all here."""
+    """FASTGRU_BACKEND pins one backend (e.g. to run the suite on one); else all here."""
     pinned = os.environ.get("FASTGRU_BACKEND", "auto")
     return [pinned] if pinned in backends.NAMES else fastgru.available_backends()
 
@@ -38,6 +38,5 @@ def rng(request):
 @pytest.fixture
 def reference():
     """Compute with the NumPy reference inside a with-block."""
-    import contextlib
 
     return lambda: fastgru.backend("numpy")

@@ -12,7 +12,6 @@ import pytest
 import fastgru
 
 from tolerances import BACKEND as BACKEND_TOL
-from tolerances import GOLDEN as GOLDEN_TOL
 
 GRAD_NAMES = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
 

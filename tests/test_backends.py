@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GRAD_NAMES, assert_close, random_problem, upstream
+
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
 
 SHAPES = [  # (T, B, I, H): every size 1, odd sizes, more rows than one block
     (1, 1, 1, 1), (1, 3, 2, 4), (6, 1, 3, 5), (5, 4, 1, 3), (4, 3, 2, 1),

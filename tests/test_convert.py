@@ -13,6 +13,7 @@ import pytest
 
 import fastgru
 from fastgru import convert
+
 from helpers import GOLDEN_TOL, assert_close, torch_gru_run
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

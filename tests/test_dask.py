@@ -12,6 +12,7 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 import fastgru  # noqa: E402
 import fastgru.dask  # noqa: E402
+
 from helpers import BACKEND_TOL  # noqa: E402
 
 # the estimators' ConvergenceWarning (a UserWarning) at these few epochs
@@ -111,6 +112,7 @@ def test_grid_search_runs_on_the_cluster_through_joblib(client):
     joblib = pytest.importorskip("joblib")
     pytest.importorskip("sklearn")
     from sklearn.model_selection import GridSearchCV
+
     from fastgru.sklearn import GRURegressor
     rng = np.random.default_rng(0)
     X = rng.standard_normal((80, 6))

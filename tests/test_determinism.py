@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GRAD_NAMES, random_problem, run_script, upstream
+
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
 
 RESULT_NAMES = ("out", "h_n") + GRAD_NAMES
 

@@ -7,6 +7,8 @@ import pytest
 import fastgru
 from fastgru.backends import _layout, partition
 
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
+
 
 @pytest.mark.parametrize("B, H", [(64, 512), (256, 256), (32, 128), (2, 512), (512, 32),
                                   (4, 768)])
@@ -88,9 +90,13 @@ def test_show_config_reports_threads_and_backends():
     buf = io.StringIO()
     fastgru.show_config(file=buf)
     text = buf.getvalue()
-    for key in ("fastgru", "backend", "available_backends", "threads", "cpu_features"):
+    for key in ("fastgru", "numpy", "backend", "available_backends", "threads", "cpu_features",
+                "cython_isa"):
         assert f"{key}:" in text
     assert str(fastgru.get_num_threads()) in text
+    if "cython" in fastgru.available_backends():
+        from fastgru.backends import cython_backend
+        assert f"cython_isa: {cython_backend.isa()} (" in text
 
 
 @pytest.mark.parametrize("reset", ["after", "before"])

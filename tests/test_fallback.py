@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GRAD_NAMES, assert_close, random_problem, upstream
 
 pytest.importorskip("fastgru_ext._gru", reason="the Cython extension is not built")
@@ -113,7 +114,9 @@ def test_without_numba_and_extension_falls_back_to_numpy(fresh_fastgru):
     message = runtime_warnings(records)[0]
     assert "numba" in message and "cython" in message
     assert fg.available_backends() == ["numpy"]
-    with pytest.raises(ImportError, match="'cython' is not available"):
+    # fastgru is not on PyPI: the hint must work from a checkout
+    with pytest.raises(ImportError,
+                       match=r"'cython' is not available.*pip install -e \. in the fastgru checkout"):
         fg.set_backend("cython")
 
 
@@ -129,9 +132,9 @@ def test_openmp_spin_setting_is_scoped_to_the_load(name, user_value, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     if user_value is not None:
         env["GOMP_SPINCOUNT"] = user_value
-    code = ("import os, numpy as np, fastgru; fastgru.set_backend(%r); "
+    code = (f"import os, numpy as np, fastgru; fastgru.set_backend({name!r}); "
             "fastgru.GRU(2, 3)(np.zeros((2, 2, 2), np.float32)); "
-            "print(os.environ.get('GOMP_SPINCOUNT'))" % name)
+            "print(os.environ.get('GOMP_SPINCOUNT'))")
     # run outside the checkout: the child must import the fastgru this test imported
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=300, cwd=tmp_path)

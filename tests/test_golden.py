@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GOLDEN_TOL, assert_close
+
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
 
 FILES = sorted((pathlib.Path(__file__).parent / "data").glob("golden_*.npz"))
 

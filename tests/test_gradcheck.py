@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import central_difference, random_problem, upstream
 from tolerances import FINITE_DIFFERENCES
+
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
 
 WRT = {"x": 0, "h0": 1, "w_ih": 2, "w_hh": 3, "b_ih": 4, "b_hh": 5}
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import fastgru
 from fastgru.backends import partition
+
 from helpers import GRAD_NAMES, assert_close
 
 COMPILED = [name for name in fastgru.available_backends() if name != "numpy"]

@@ -4,6 +4,7 @@ import pytest
 
 import fastgru
 from fastgru.nn.module import own_slot
+
 from helpers import assert_close, central_difference
 from tolerances import FINITE_DIFFERENCES
 

@@ -5,6 +5,7 @@ import pytest
 
 import fastgru
 from fastgru import convert
+
 from helpers import GOLDEN_TOL, assert_close
 
 onnx = pytest.importorskip("onnx")
@@ -52,7 +53,7 @@ def test_export_matches_onnxruntime(rng, reset, num_layers, bidirectional, batch
 
 @pytest.mark.parametrize("reset", ["after", "before"])
 def test_export_float64_matches_onnx_reference(rng, reset):
-    from onnx.reference import ReferenceEvaluator   # onnxruntime's GRU runs float32 only
+    from onnx.reference import ReferenceEvaluator  # onnxruntime's GRU runs float32 only
     gru = make_gru(rng, 2, True, reset, dtype=np.float64)
     model = fastgru_onnx.export(gru, h0=True)
     x = rng.standard_normal((6, 3, 3))

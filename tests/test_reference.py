@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 
 import fastgru
+
 import naive
 from helpers import random_problem
+
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
 
 
 @pytest.mark.parametrize("reset", ["after", "before"])

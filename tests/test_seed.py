@@ -4,6 +4,8 @@ import pytest
 
 import fastgru
 
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
+
 
 def sigma(a):
     return 1 / (1 + np.exp(-a))

@@ -16,6 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from fastgru.demo import sine_windows  # noqa: E402
 from fastgru.sklearn import GRUClassifier, GRURegressor  # noqa: E402
+
 from helpers import run_script  # noqa: E402
 
 # small and quick, yet good enough for the checks' score thresholds (R^2 > 0.5, accuracy > 0.83)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import run_script
 
 BAD_TYPES = ["2", 2.0, True, False, [2], object()]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import GOLDEN_TOL, assert_close, torch_gru_run
 
 torch = pytest.importorskip("torch")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fastgru.nn import GRUCell, Linear
+
 from helpers import assert_close, central_difference
 from tolerances import FINITE_DIFFERENCES
 

@@ -6,6 +6,7 @@ import pytest
 import fastgru
 from fastgru.demo import sine_windows
 from fastgru.nn import GRUModel, Linear, mse_loss
+
 from helpers import assert_close, central_difference
 
 
@@ -286,7 +287,7 @@ def test_old_name_warns_and_is_the_model():
     with pytest.warns(DeprecationWarning, match="fastgru.sklearn.GRURegressor"):
         assert fastgru.nn.GRURegressor is GRUModel
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
-        fastgru.nn.Nothing
+        fastgru.nn.Nothing  # noqa: B018  (the attribute access is the test)
 
 
 def test_cross_entropy_matches_a_naive_loop(rng):

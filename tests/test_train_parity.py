@@ -94,7 +94,7 @@ def test_losses_match_torch_golden(backend, dtype, golden):
     assert_losses_match(losses, golden[f"losses_{dtype.name}"], dtype)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torch_run(dtype_name):
     """(initial weights, per-epoch losses) of the live torch run, once per dtype."""
     torch = pytest.importorskip("torch")

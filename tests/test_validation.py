@@ -4,6 +4,8 @@ import pytest
 
 import fastgru
 
+pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
+
 
 @pytest.fixture
 def gru():

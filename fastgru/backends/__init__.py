@@ -4,10 +4,14 @@ Each backend module has ``forward`` and ``backward`` with the signatures of
 ``fastgru.backends.reference``. Nothing is imported or compiled until a backend
 is asked for, so ``import fastgru`` stays cheap.
 """
+from __future__ import annotations
+
 import contextlib
 import importlib
 import os
 import threading
+from collections.abc import Iterator
+from types import ModuleType
 
 from .._warn import warn
 from ._layout import partition  # noqa: F401  (documented internal: how a step is cut)
@@ -20,11 +24,12 @@ _MODULES = {
 }
 _HOW_TO_GET = {
     "numba": "pip install numba",
-    "cython": "reinstall fastgru from source with a C compiler (pip install --no-binary fastgru fastgru)",
+    # fastgru is installed from a checkout (it is not on PyPI); the build needs a C compiler
+    "cython": "build it: pip install -e . in the fastgru checkout, with a C compiler",
 }
-_loaded = {}
-_failures = {}
-_current = None              # the process-wide choice (set_backend, FASTGRU_BACKEND)
+_loaded: dict[str, ModuleType] = {}
+_failures: dict[str, ImportError] = {}
+_current: str | None = None  # the process-wide choice (set_backend, FASTGRU_BACKEND)
 _local = threading.local()   # .name: a `with backend(...)` block's choice, per thread
 
 
@@ -52,7 +57,7 @@ def _check_name(name, allow_auto=False):
         raise ValueError(f"backend must be one of {', '.join(map(repr, names))}, got {name!r}")
 
 
-def load(name):
+def load(name: str) -> ModuleType:
     """The module of backend ``name``; BackendUnavailable if it cannot be imported."""
     _check_name(name)
     module = _try_load(name)
@@ -63,7 +68,7 @@ def load(name):
     return module
 
 
-def available_backends():
+def available_backends() -> list[str]:
     """Names of the backends that import here, fastest first."""
     return [name for name in NAMES if _try_load(name) is not None]
 
@@ -87,7 +92,7 @@ def _choose(name):
     return name
 
 
-def get_backend():
+def get_backend() -> str:
     """The name of the backend in use in this thread: the innermost ``with backend(...)``
     block's, else set_backend's choice, else FASTGRU_BACKEND, else auto."""
     global _current
@@ -101,7 +106,7 @@ def get_backend():
     return _current
 
 
-def set_backend(name):
+def set_backend(name: str) -> None:
     """Use backend ``name`` ("numba", "cython", "numpy" or "auto") from now on."""
     global _current
     _check_name(name, allow_auto=True)
@@ -109,7 +114,7 @@ def set_backend(name):
 
 
 @contextlib.contextmanager
-def backend(name):
+def backend(name: str) -> Iterator[str]:
     """``with fastgru.backend("numpy"):`` uses backend ``name`` inside the block, in the
     calling thread only (other threads keep theirs), and restores the previous choice on
     leaving, however the block ends. Blocks nest. BackendUnavailable if it cannot load.
@@ -127,7 +132,7 @@ def backend(name):
         _local.name = previous
 
 
-def current():
+def current() -> ModuleType:
     """The module of the backend in use (called per GRUCell step: keep it cheap)."""
     name = getattr(_local, "name", None) or _current
     if name is not None:   # set only to a backend that loaded

@@ -5,7 +5,8 @@ A backend provides five team kernels with the same names, arguments and
 meaning (``Kernels``); the Numba ones are in ``numba_backend``, the C ones in
 ``fastgru_ext._gru``. Each is called as ``kernel(*args, tid, nthreads, sync)``.
 """
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,8 +16,10 @@ from . import _layout
 
 class Kernels(NamedTuple):
     project: Callable    # (x, wp, b, xg)
-    forward: Callable    # (xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U, hbuf, rh, scratch, out, h_prev, gates, aux)
-    backward: Callable   # (d_out, wb, lengths, reverse, reset_after, rows, U, h_prev, gates, aux, dh, dh_dir, scratch, d_ih, d_hh)
+    forward: Callable    # (xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U, hbuf, rh,
+    #                       scratch, out, h_prev, gates, aux)
+    backward: Callable   # (d_out, wb, lengths, reverse, reset_after, rows, U, h_prev, gates, aux,
+    #                       dh, dh_dir, scratch, d_ih, d_hh)
     dx: Callable         # (d_ih, wp, dx, scratch)
     sums: Callable       # (d, xp, xp_n, n_split, chunk, part, tile_buf)
     step: Callable       # (x, h, wp_ih, wf, b_ih, b_hh, reset_after, U, out): serial, no team

@@ -18,7 +18,6 @@ the arrays they are given.
 """
 import numpy as np
 
-
 # Non-finite inputs propagate as IEEE arithmetic makes them (as in torch, and in the
 # compiled backends); exp overflowing to inf for a large pre-activation is how sigmoid
 # reaches 0, not an error. NumPy's warnings for these would only be noise.

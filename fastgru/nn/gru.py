@@ -4,15 +4,17 @@ Threads: a layer keeps one tape per calling thread, so threads may train the sam
 layer at once (each backward follows its own thread's forward; gradients are added
 into .grad under a lock) and run inference on it at once.
 """
+from __future__ import annotations
+
 import threading
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import _validate as v
 from .. import backends
 from ..functional import gru_backward, gru_forward
-from .module import (TAPE_MISSING, Module, grad_lock, last_record, own_entry, own_slot,
-                     pop_record, push_record)
+from .module import TAPE_MISSING, Module, grad_lock, last_record, own_entry, own_slot, pop_record, push_record
 
 
 def _uniform_init(module, shapes, fan, seed):
@@ -31,8 +33,9 @@ class GRU(Module):
     Parameters are named as in torch.nn.GRU (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...).
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, reset="after", dtype="float32", seed=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 reset: str = "after", dtype: DTypeLike = "float32", seed: int | None = None):
         super().__init__(dtype)
         self.input_size = v.positive_int(input_size, "input_size")
         self.hidden_size = v.positive_int(hidden_size, "hidden_size")
@@ -44,7 +47,7 @@ class GRU(Module):
         self.reset = v.reset_mode(reset)
         self.num_directions = 2 if self.bidirectional else 1
         H, D = self.hidden_size, self.num_directions
-        shapes = []
+        shapes: list[tuple[str, tuple[int, ...]]] = []
         for k in range(self.num_layers):
             in_k = self.input_size if k == 0 else H * D
             for suffix in ("", "_reverse")[:D]:
@@ -56,8 +59,8 @@ class GRU(Module):
         self._rng = _uniform_init(self, shapes, H, seed)
         # per calling thread: the tape of its last train forward, and the caches its last
         # backward consumed (reused by its next train forward); see _own_slot
-        self._tapes = {}
-        self._spares = {}
+        self._tapes: dict = {}
+        self._spares: dict = {}
 
     def __repr__(self):
         return (f"GRU({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
@@ -70,11 +73,12 @@ class GRU(Module):
         bias = [p[f"bias_ih_{suffix}"], p[f"bias_hh_{suffix}"]] if self.bias else [None, None]
         return [p[f"weight_ih_{suffix}"], p[f"weight_hh_{suffix}"]] + bias
 
-    def __call__(self, x, h0=None, lengths=None):
+    def __call__(self, x: ArrayLike, h0: ArrayLike | None = None,
+                 lengths: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Inference: (out, h_n), keeping nothing for backward."""
         return self.forward(x, h0, lengths, train=False)
 
-    def _inputs(self, x, h0, lengths):
+    def _inputs(self, x, h0, lengths) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """Validate and bring to time-major (T, B, I) and (L*D, B, H)."""
         x = v.float_array(x, "x", self.dtype, ndim=(2, 3))
         unbatched = x.ndim == 2
@@ -105,7 +109,8 @@ class GRU(Module):
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
         return out, h_n
 
-    def forward(self, x, h0=None, lengths=None, train=True):
+    def forward(self, x: ArrayLike, h0: ArrayLike | None = None, lengths: ArrayLike | None = None,
+                train: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Run the GRU. With train=True, dropout is active and backward() can follow.
 
         Returns out (T, B, D*H) (or batch_first / unbatched layouts) and h_n (L*D, B, H).
@@ -131,6 +136,7 @@ class GRU(Module):
             outs = []
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh = [p if p is None else p.data for p in self._weights(k, d)]
+                assert w_ih is not None and w_hh is not None
                 out, h_n[k * D + d], cache = gru_forward(
                     layer_in, h0[k * D + d], w_ih, w_hh, b_ih, b_hh, reset=reset, lengths=lengths,
                     reverse=bool(d), need_cache=train, dtype=self.dtype,
@@ -142,7 +148,8 @@ class GRU(Module):
             self._tapes[threading.get_ident()] = own_entry((caches, masks, (T, B), unbatched))
         return self._outputs(layer_in, h_n, unbatched)
 
-    def backward(self, d_out, d_h_n=None):
+    def backward(self, d_out: ArrayLike | None, d_h_n: ArrayLike | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Backpropagate through the last train forward.
 
         Accumulates into each Parameter's .grad and returns (dx, dh0) in the layouts of
@@ -169,7 +176,7 @@ class GRU(Module):
             d_h_n = v.float_array(d_h_n, "d_h_n", self.dtype, shape=(L * D, B, H))
         own_slot(self._tapes, pop=True)  # as torch: a second backward needs a new forward
         dh0 = np.empty((L * D, B, H), self.dtype)
-        d_layer = d_out
+        d_layer = np.asarray(d_out)   # an ndarray already (for the type checker)
         for k in reversed(range(L)):
             d_in = None
             for d in range(D):
@@ -181,6 +188,7 @@ class GRU(Module):
                         if param is not None:
                             param.grad += g
                 d_in = dx if d_in is None else d_in + dx
+            assert d_in is not None   # D >= 1 directions
             if masks[k] is not None:
                 d_in = d_in * masks[k]
             d_layer = d_in
@@ -201,26 +209,27 @@ class GRUCell(Module):
 
     _RECORDS = ("_records",)
 
-    def __init__(self, input_size, hidden_size, bias=True, reset="after", dtype="float32",
-                 seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset: str = "after",
+                 dtype: DTypeLike = "float32", seed: int | None = None):
         super().__init__(dtype)
         self.input_size = v.positive_int(input_size, "input_size")
         self.hidden_size = v.positive_int(hidden_size, "hidden_size")
         self.bias = v.flag(bias, "bias")
         self.reset = v.reset_mode(reset)
         H = self.hidden_size
-        shapes = [("weight_ih", (3 * H, self.input_size)), ("weight_hh", (3 * H, H))]
+        shapes: list[tuple[str, tuple[int, ...]]] = [
+            ("weight_ih", (3 * H, self.input_size)), ("weight_hh", (3 * H, H))]
         if self.bias:
             shapes += [("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]
         _uniform_init(self, shapes, H, seed)
-        self._prepared = None   # (key, packed weights) for the compiled backends' step
-        self._records = {}      # per calling thread: the caches of its train steps, last on top
+        self._prepared: tuple | None = None   # (key, packed weights) for the compiled step
+        self._records: dict = {}  # per calling thread: the caches of its train steps, last on top
 
     def __repr__(self):
         return (f"GRUCell({self.input_size}, {self.hidden_size}, bias={self.bias}, "
                 f"reset={self.reset!r}, dtype={self.dtype.name!r})")
 
-    def __call__(self, x, h=None):
+    def __call__(self, x: ArrayLike, h: ArrayLike | None = None) -> np.ndarray:
         """Inference: x (B, I) or (I,); h (B, H) or (H,) or None for zeros. Returns the
         next state (B, H) or (H,), recording nothing."""
         return self.forward(x, h, train=False)

@@ -128,7 +128,7 @@ class GRUModel(Module):
         Each epoch's mean training loss (for full batch: the loss before that epoch's step,
         as the article prints) is appended to ``self.history_``.
         """
-        from ..optim import Adam, Optimizer   # optim imports nn: import on use
+        from ..optim import Adam, Optimizer  # optim imports nn: import on use
 
         x = self._input(x)
         if x.shape[0] == 0:

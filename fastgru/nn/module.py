@@ -5,7 +5,6 @@ import numpy as np
 
 from .. import _validate as v
 
-
 TAPE_MISSING = ("backward() needs a preceding forward(..., train=True), one per backward; "
                 "inference calls keep nothing to backpropagate")
 
@@ -129,7 +128,7 @@ class Module:
         self.clear()
 
     # the per-thread records (see push_record) a layer keeps, by attribute name
-    _RECORDS = ()
+    _RECORDS: tuple[str, ...] = ()
 
     def clear(self):
         """Forget what the calling thread's train forwards recorded and no backward used

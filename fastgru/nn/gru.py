@@ -15,6 +15,24 @@ from .module import (TAPE_MISSING, Module, grad_lock, last_record, own_entry, ow
                      pop_record, push_record)
 
 
+def parameter_names(layer=None, reverse=False, bias=True):
+    """torch's names of one direction of one layer, in state-dict order.
+
+    ``[weight_ih_l{layer}, weight_hh_l{layer}, bias_ih_l{layer}, bias_hh_l{layer}]`` as in
+    torch.nn.GRU, each with ``_reverse`` for the backward direction; the two biases only
+    with ``bias``. ``layer=None`` gives torch.nn.GRUCell's unsuffixed names. Every other
+    place that spells a GRU's parameter names (the converters, ``bench/``) asks this.
+    """
+    if layer is None:
+        if reverse:
+            raise ValueError("a GRUCell has no reverse direction (layer=None, reverse=True)")
+        suffix = ""
+    else:
+        suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[:4 if bias else 2]
+    return [name + suffix for name in names]
+
+
 def _uniform_init(module, shapes, fan, seed):
     rng = np.random.default_rng(v.seed(seed))
     bound = 1.0 / np.sqrt(fan)
@@ -47,12 +65,10 @@ class GRU(Module):
         shapes = []
         for k in range(self.num_layers):
             in_k = self.input_size if k == 0 else H * D
-            for suffix in ("", "_reverse")[:D]:
-                shapes += [(f"weight_ih_l{k}{suffix}", (3 * H, in_k)),
-                           (f"weight_hh_l{k}{suffix}", (3 * H, H))]
-                if self.bias:
-                    shapes += [(f"bias_ih_l{k}{suffix}", (3 * H,)),
-                               (f"bias_hh_l{k}{suffix}", (3 * H,))]
+            for d in range(D):
+                w_ih, w_hh, *biases = parameter_names(k, bool(d), self.bias)
+                shapes += [(w_ih, (3 * H, in_k)), (w_hh, (3 * H, H))]
+                shapes += [(name, (3 * H,)) for name in biases]
         self._rng = _uniform_init(self, shapes, H, seed)
         # per calling thread: the tape of its last train forward, and the caches its last
         # backward consumed (reused by its next train forward); see _own_slot
@@ -65,10 +81,10 @@ class GRU(Module):
                 f"bidirectional={self.bidirectional}, reset={self.reset!r}, dtype={self.dtype.name!r})")
 
     def _weights(self, k, d):
-        suffix = f"l{k}" + ("_reverse" if d else "")
-        p = self._params
-        bias = [p[f"bias_ih_{suffix}"], p[f"bias_hh_{suffix}"]] if self.bias else [None, None]
-        return [p[f"weight_ih_{suffix}"], p[f"weight_hh_{suffix}"]] + bias
+        """[weight_ih, weight_hh, bias_ih, bias_hh] Parameters of layer k, direction d
+        (the biases None without bias)."""
+        params = [self._params[name] for name in parameter_names(k, bool(d), self.bias)]
+        return params + [None, None] if len(params) == 2 else params
 
     def __call__(self, x, h0=None, lengths=None):
         """Inference: (out, h_n), keeping nothing for backward."""
@@ -209,9 +225,9 @@ class GRUCell(Module):
         self.bias = v.flag(bias, "bias")
         self.reset = v.reset_mode(reset)
         H = self.hidden_size
-        shapes = [("weight_ih", (3 * H, self.input_size)), ("weight_hh", (3 * H, H))]
-        if self.bias:
-            shapes += [("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]
+        w_ih, w_hh, *biases = parameter_names(bias=self.bias)
+        shapes = [(w_ih, (3 * H, self.input_size)), (w_hh, (3 * H, H))]
+        shapes += [(name, (3 * H,)) for name in biases]
         _uniform_init(self, shapes, H, seed)
         self._prepared = None   # (key, packed weights) for the compiled backends' step
         self._records = {}      # per calling thread: the caches of its train steps, last on top
@@ -301,7 +317,7 @@ class GRUCell(Module):
         pop_record(self._records)
         grads = gru_backward(None, dh_next.reshape(B, H), cache)
         with grad_lock:   # another thread may be adding into the same .grad
-            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads[2:]):
+            for name, g in zip(parameter_names(), grads[2:]):
                 if name in self._params:
                     self._params[name].grad += g
         dx, dh = grads[0][0], grads[1]

@@ -51,6 +51,20 @@ def test_imports_no_framework():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_every_package_is_shipped():
+    """fastgru.convert is a package: pyproject.toml lists packages by hand, so a new one
+    missing there would import here and be absent from the wheel."""
+    import tomllib
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = {os.path.relpath(d, root).replace(os.sep, ".")
+             for top in ("fastgru", "fastgru_ext")
+             for d, _, files in os.walk(os.path.join(root, top)) if "__init__.py" in files}
+    assert "fastgru.convert" in found
+    assert found <= listed, sorted(found - listed)
+
+
 # ----------------------------------------------------------------------------- the [h, x] notation
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

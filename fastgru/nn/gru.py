@@ -33,6 +33,10 @@ def parameter_names(layer=None, reverse=False, bias=True):
     return [name + suffix for name in names]
 
 
+# a GRUCell's names, looked up once: its step is called per time step
+_W_IH, _W_HH, _B_IH, _B_HH = parameter_names()
+
+
 def _uniform_init(module, shapes, fan, seed):
     rng = np.random.default_rng(v.seed(seed))
     bound = 1.0 / np.sqrt(fan)
@@ -259,7 +263,7 @@ class GRUCell(Module):
 
     def _biases(self):
         if self.bias:
-            return self._params["bias_ih"].data, self._params["bias_hh"].data
+            return self._params[_B_IH].data, self._params[_B_HH].data
         zeros = np.zeros(3 * self.hidden_size, self.dtype)
         return zeros, zeros
 
@@ -273,9 +277,8 @@ class GRUCell(Module):
         p = self._params
         b_ih, b_hh = self._biases()
         if train:   # the sequence kernel with T = 1 keeps the cache its backward reads
-            _, out, cache = gru_forward(xb[None], h, p["weight_ih"].data, p["weight_hh"].data,
-                                        b_ih, b_hh, reset=self.reset, need_cache=True,
-                                        dtype=self.dtype)
+            _, out, cache = gru_forward(xb[None], h, p[_W_IH].data, p[_W_HH].data, b_ih, b_hh,
+                                        reset=self.reset, need_cache=True, dtype=self.dtype)
             push_record(self._records, (cache, unbatched))
         else:
             out = self._step(xb, h, b_ih, b_hh)
@@ -284,12 +287,11 @@ class GRUCell(Module):
     def _step(self, xb, h, b_ih, b_hh):
         out = np.empty(h.shape, self.dtype)
         backend = backends.current()
-        p = self._params
-        w_ih, w_hh = p["weight_ih"].data, p["weight_hh"].data
+        p_ih, p_hh = self._params[_W_IH], self._params[_W_HH]
+        w_ih, w_hh = p_ih.data, p_hh.data
         prepared = None
         if hasattr(backend, "prepare_step"):   # packed weights, kept while the versions hold
-            key = (backend.__name__, p["weight_ih"].version, p["weight_hh"].version,
-                   id(w_ih), id(w_hh))
+            key = (backend.__name__, p_ih.version, p_hh.version, id(w_ih), id(w_hh))
             kept = self._prepared
             if kept is None or kept[0] != key:
                 kept = self._prepared = (key, backend.prepare_step(w_ih, w_hh, self.dtype))
@@ -317,7 +319,7 @@ class GRUCell(Module):
         pop_record(self._records)
         grads = gru_backward(None, dh_next.reshape(B, H), cache)
         with grad_lock:   # another thread may be adding into the same .grad
-            for name, g in zip(parameter_names(), grads[2:]):
+            for name, g in zip((_W_IH, _W_HH, _B_IH, _B_HH), grads[2:]):
                 if name in self._params:
                     self._params[name].grad += g
         dx, dh = grads[0][0], grads[1]

@@ -8,7 +8,7 @@ fastgru had run was measured 3-5x slower). Tasks:
 * ``time IMPL``: prepare (build, run once, check against the reference), then time, every
   (case, op) of ``--cases`` for one implementation;
 * ``reference``: fastgru's NumPy backend on every (case, op); the arrays are written to
-  ``--workdir`` for the ``time`` children to check against (a peer never imports fastgru);
+  ``--workdir`` for the ``time`` children to check against (a peer never runs fastgru);
 * ``gemm``: the GEMM rate of NumPy's BLAS (the roofline);
 * ``partition``: ``fastgru.backends.partition(B, H)`` per case (None where fastgru lacks it).
 
@@ -141,7 +141,8 @@ WATCHED = ("fastgru", "numba", "scipy", "threadpoolctl", "torch", "onnxruntime",
 
 
 def loaded_modules():
-    """Which of the libraries that matter this process has imported (a peer: never fastgru)."""
+    """Which of the libraries that matter this process has imported (a peer: fastgru's
+    Python layer at most, for parameter names and ONNX export; never numba)."""
     return [m for m in WATCHED if m in sys.modules]
 
 

@@ -8,6 +8,8 @@ Only imported when JAX is installed.
 import jax
 import jax.numpy as jnp
 
+from fastgru.nn import parameter_names  # torch's names; fastgru's Python only, no kernel
+
 jax.config.update("jax_enable_x64", True)   # for the float64 case; float32 inputs stay float32
 
 
@@ -47,10 +49,8 @@ def gru(params, x, h0, mask, num_layers, bidirectional, reset_after):
     for k in range(num_layers):
         outs = []
         for d in range(D):
-            sfx = f"l{k}" + ("_reverse" if d else "")
-            out, h = _layer(layer_in, h0[k * D + d], params[f"weight_ih_{sfx}"],
-                            params[f"weight_hh_{sfx}"], params[f"bias_ih_{sfx}"],
-                            params[f"bias_hh_{sfx}"], mask, bool(d), reset_after)
+            weights = [params[name] for name in parameter_names(k, bool(d))]
+            out, h = _layer(layer_in, h0[k * D + d], *weights, mask, bool(d), reset_after)
             outs.append(out)
             h_n.append(h)
         layer_in = outs[0] if D == 1 else jnp.concatenate(outs, axis=2)
@@ -59,7 +59,6 @@ def gru(params, x, h0, mask, num_layers, bidirectional, reset_after):
 
 def cell(params, x, h, reset_after):
     """torch.nn.GRUCell: x (B, I), h (B, H) -> h' (B, H)."""
-    p = {k + "_l0": v for k, v in params.items()}
-    _, h_n = _layer(x[None], h, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"],
-                    p["bias_hh_l0"], None, False, reset_after)
+    weights = [params[name] for name in parameter_names()]
+    _, h_n = _layer(x[None], h, *weights, None, False, reset_after)
     return h_n

@@ -14,8 +14,11 @@ Shared by the pytest-benchmark suite (``bench/test_bench.py``) and the report ru
 Implementations: the fastgru backends (``fastgru-numba``, ``fastgru-cython``, ``fastgru-numpy``)
 and the peers (``torch``, ``onnxruntime``, ``openvino``, ``jax``). All use ``bench.threads.count()``
 threads. The data of a case is made here from a seeded NumPy generator (the same weights fastgru's
-PyTorch-style init gives with seed 0), so a peer never needs to import fastgru: the report runner
-computes the reference in a process of its own and hands it to each child (``bench/child.py``).
+PyTorch-style init gives with seed 0), so a peer never runs fastgru: the report runner computes the
+reference in a process of its own and hands it to each child (``bench/child.py``). A peer's process
+imports only fastgru's Python layer, never its kernels (no Numba, no Cython extension): for the
+parameter names (``fastgru.nn.parameter_names``) and, for ONNX Runtime and OpenVINO, the graph
+(``fastgru.onnx.export``).
 """
 import contextlib
 import dataclasses
@@ -72,20 +75,22 @@ def _load(module):
 def init_params(case, seed=0):
     """torch-layout weights ~ U(-1/sqrt(H), 1/sqrt(H)), drawn in fastgru's (and torch's) order.
 
-    The same values as ``fastgru.GRU(..., seed=seed).state_dict()``, made without fastgru.
+    The same values as ``fastgru.GRU(..., seed=seed).state_dict()``, drawn here (fastgru only
+    names them: ``fastgru.nn.parameter_names``, no kernel loaded).
     """
+    names = _load("fastgru.nn").parameter_names
     H, D = case.H, case.directions
     if case.cell:
-        shapes = [("weight_ih", (3 * H, case.I)), ("weight_hh", (3 * H, H)),
-                  ("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]
+        w_ih, w_hh, b_ih, b_hh = names()
+        shapes = [(w_ih, (3 * H, case.I)), (w_hh, (3 * H, H)), (b_ih, (3 * H,)), (b_hh, (3 * H,))]
     else:
         shapes = []
         for k in range(case.num_layers):
             in_k = case.I if k == 0 else H * D
-            for sfx in ("", "_reverse")[:D]:
-                shapes += [(f"weight_ih_l{k}{sfx}", (3 * H, in_k)),
-                           (f"weight_hh_l{k}{sfx}", (3 * H, H)),
-                           (f"bias_ih_l{k}{sfx}", (3 * H,)), (f"bias_hh_l{k}{sfx}", (3 * H,))]
+            for d in range(D):
+                w_ih, w_hh, b_ih, b_hh = names(k, bool(d))
+                shapes += [(w_ih, (3 * H, in_k)), (w_hh, (3 * H, H)),
+                           (b_ih, (3 * H,)), (b_hh, (3 * H,))]
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)
     return {name: rng.uniform(-bound, bound, size=shape).astype(case.dtype)
@@ -216,52 +221,28 @@ def _build_torch(case, op, p):
 
 # ---------------------------------------------------------------- ONNX Runtime
 
-def _zrn(a):
-    """torch gate order (r, z, n) along the first axis -> ONNX's (z, r, h)."""
-    r, z, n = np.split(a, 3)
-    return np.concatenate([z, r, n])
-
-
 def onnx_gru_model(case, params):
-    """A model of one ONNX GRU node per layer (chained by Transpose+Reshape), torch weights.
+    """``fastgru.onnx.export``'s model of a GRU holding ``params`` (one ONNX GRU node per layer).
 
-    Inputs X (T, B, I), h0_l{k} (D, B, H), seq_lens (B,) int32 with lengths.
-    Outputs Y (T, D, B, H) of the last layer and Y_h_l{k} (D, B, H) per layer.
+    Inputs ``input`` (T, B, I), ``h0`` (L*D, B, H) and, with lengths, ``lengths`` (B,) int32;
+    outputs ``output`` (T, B, D*H) and ``h_n`` (L*D, B, H). The exporter is fastgru's
+    Python and the onnx package: no fastgru kernel is loaded into a peer's process.
     """
-    onnx = _load("onnx")
-    helper, TP = onnx.helper, onnx.TensorProto
-    elem = {"float32": TP.FLOAT, "float64": TP.DOUBLE}[case.dtype]
-    L, D, H, T = case.num_layers, case.directions, case.H, case.T
-    sfx = ["", "_reverse"][:D]
-    inputs = [helper.make_tensor_value_info("X", elem, [T, case.B, case.I])]
-    if case.lengths:
-        inputs.append(helper.make_tensor_value_info("seq_lens", TP.INT32, [case.B]))
-    inits, nodes, outputs, layer_in = [], [], [], "X"
-    for k in range(L):
-        w = np.stack([_zrn(params[f"weight_ih_l{k}{s}"]) for s in sfx])
-        r = np.stack([_zrn(params[f"weight_hh_l{k}{s}"]) for s in sfx])
-        b = np.stack([np.concatenate([_zrn(params[f"bias_ih_l{k}{s}"]),
-                                      _zrn(params[f"bias_hh_l{k}{s}"])]) for s in sfx])
-        for name, arr in ((f"W{k}", w), (f"R{k}", r), (f"B{k}", b)):
-            inits.append(onnx.numpy_helper.from_array(arr, name))
-        inputs.append(helper.make_tensor_value_info(f"h0_l{k}", elem, [D, case.B, H]))
-        y = "Y" if k == L - 1 else f"Y{k}"
-        nodes.append(helper.make_node(
-            "GRU", [layer_in, f"W{k}", f"R{k}", f"B{k}", "seq_lens" if case.lengths else "",
-                    f"h0_l{k}"], [y, f"Y_h_l{k}"], hidden_size=H,
-            direction="bidirectional" if D == 2 else "forward",
-            linear_before_reset=1 if case.reset == "after" else 0))
-        outputs.append(helper.make_tensor_value_info(f"Y_h_l{k}", elem, [D, case.B, H]))
-        if k < L - 1:   # (T, D, B, H) -> (T, B, D*H), the next layer's input
-            inits.append(onnx.numpy_helper.from_array(np.array([0, 0, -1], np.int64), f"shape{k}"))
-            nodes += [helper.make_node("Transpose", [y], [f"Yt{k}"], perm=[0, 2, 1, 3]),
-                      helper.make_node("Reshape", [f"Yt{k}", f"shape{k}"], [f"X{k + 1}"])]
-            layer_in = f"X{k + 1}"
-    outputs.insert(0, helper.make_tensor_value_info("Y", elem, [T, D, case.B, H]))
-    graph = helper.make_graph(nodes, "gru", inputs, outputs, initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    _load("onnx")
+    fastgru_onnx = _load("fastgru.onnx")
+    gru = _load("fastgru").GRU(case.I, case.H, num_layers=case.num_layers,
+                               bidirectional=case.bidirectional, reset=case.reset,
+                               dtype=case.dtype)
+    gru.load_state_dict(params)
+    model = fastgru_onnx.export(gru, h0=True, lengths=case.lengths)
     model.ir_version = min(model.ir_version, 8)    # readable by older onnxruntime too
-    onnx.checker.check_model(model)
+    # the case's sizes for the symbolic "time" and "batch": OpenVINO (2026.4) ignores a GRU's
+    # sequence_lens when they are symbolic (outputs past the lengths are then not 0)
+    sizes = {"time": case.T, "batch": case.B}
+    for value in list(model.graph.input) + list(model.graph.output):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in sizes:
+                dim.dim_value = sizes[dim.dim_param]    # clears dim_param (a oneof)
     return model
 
 
@@ -270,26 +251,23 @@ def _onnx_problem(case, p):
     if case.cell:   # one step of a one-layer GRU
         from .grid import Case
         seq = Case(case.name, 1, case.B, case.I, case.H, case.dtype, reset=case.reset)
-        params = {k + "_l0": v for k, v in p.params.items()}
-        feeds = {"X": p.x[None], "h0_l0": p.h0[None]}
+        names = _load("fastgru.nn").parameter_names
+        params = dict(zip(names(0), (p.params[name] for name in names())))
+        feeds = {"input": p.x[None], "h0": p.h0[None]}
     else:
         seq, params = case, p.params
-        D = case.directions
-        feeds = {"X": p.x, **{f"h0_l{k}": np.ascontiguousarray(p.h0[k * D:(k + 1) * D])
-                             for k in range(case.num_layers)}}
+        feeds = {"input": p.x, "h0": p.h0}
         if case.lengths:
-            feeds["seq_lens"] = p.lengths.astype(np.int32)
+            feeds["lengths"] = p.lengths.astype(np.int32)
     return seq, params, feeds
 
 
 def _onnx_collect(case):
-    """The ONNX model's outputs [Y, Y_h_l0, ...] -> the names checked."""
+    """The ONNX model's outputs [output, h_n] -> the names checked."""
     def collect(r):
         if case.cell:
             return {"h": r[1][0]}
-        y = r[0]
-        T, D, B, H = y.shape
-        return {"out": y.transpose(0, 2, 1, 3).reshape(T, B, D * H), "h_n": np.concatenate(r[1:])}
+        return {"out": r[0], "h_n": r[1]}
     return collect
 
 

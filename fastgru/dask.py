@@ -1,8 +1,8 @@
 """Inference on Dask arrays: ``fastgru.dask.predict(model, X)``.
 
-Needs dask (``pip install "fastgru[dask]"``: dask and distributed); ``import fastgru``
-does not import it. What is distributed: inference, one task per chunk of sequences, on
-whatever scheduler is active (a ``distributed.Client`` on a cluster, else dask's local
+Needs dask and distributed (``pip install "dask[array]" distributed``, or from a checkout
+``pip install -e ".[dask]"``); ``import fastgru`` does not import it. What is
+distributed: inference, one task per chunk of sequences, on whatever scheduler is active (a ``distributed.Client`` on a cluster, else dask's local
 threads); and, through joblib's Dask backend, the fits of a hyperparameter search (see the
 README). What is not: training one model, which runs on one machine (fastgru's threads).
 
@@ -20,8 +20,8 @@ try:
     import dask
     import dask.array as da
 except ImportError as exc:
-    raise ImportError("fastgru.dask needs dask: pip install \"fastgru[dask]\" (or "
-                      f"\"dask[array]\" and distributed); {exc}") from exc
+    raise ImportError("fastgru.dask needs dask: pip install \"dask[array]\" distributed (or, "
+                      f"from a fastgru checkout, pip install -e \".[dask]\"); {exc}") from exc
 
 from .nn import GRU, GRUModel
 

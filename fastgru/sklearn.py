@@ -2,8 +2,8 @@
 
 Each wraps a ``fastgru.nn.GRUModel`` (a GRU read out by a Linear layer on its last step)
 trained with Adam on mini-batches, with ``MLPRegressor``'s hyperparameter names and defaults
-where the meaning is the same. Needs scikit-learn (``pip install "fastgru[sklearn]"``);
-``import fastgru`` does not import it.
+where the meaning is the same. Needs scikit-learn (``pip install scikit-learn``, or from a
+checkout ``pip install -e ".[sklearn]"``); ``import fastgru`` does not import it.
 
 X is (n_samples, T, n_features_per_step), or (n_samples, T) for univariate sequences
 (a row of a 2-D X is one sequence of T scalars). As scikit-learn requires of every
@@ -18,8 +18,8 @@ import numpy as np
 try:
     import sklearn  # noqa: F401
 except ImportError as exc:
-    raise ImportError("fastgru.sklearn needs scikit-learn: pip install \"fastgru[sklearn]\" "
-                      f"(or scikit-learn itself); {exc}") from exc
+    raise ImportError("fastgru.sklearn needs scikit-learn: pip install scikit-learn (or, from a "
+                      f"fastgru checkout, pip install -e \".[sklearn]\"); {exc}") from exc
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split

@@ -1,4 +1,4 @@
-"""fastgru.convert: the seed article, PyTorch, Keras and ONNX layouts, both ways.
+"""fastgru.convert: the [h, x] notation, PyTorch, Keras and ONNX layouts, both ways.
 
 Against the real runtimes: torch live (skipped without torch), Keras through golden arrays
 made by tests/data/make_keras_golden.py (and live when Keras is installed), onnxruntime in
@@ -52,45 +52,59 @@ def test_imports_no_framework():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# ----------------------------------------------------------------------------- the seed article
+def test_every_package_is_shipped():
+    """fastgru.convert is a package: pyproject.toml lists packages by hand, so a new one
+    missing there would import here and be absent from the wheel."""
+    import tomllib
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = {os.path.relpath(d, root).replace(os.sep, ".")
+             for top in ("fastgru", "fastgru_ext")
+             for d, _, files in os.walk(os.path.join(root, top)) if "__init__.py" in files}
+    assert "fastgru.convert" in found
+    assert found <= listed, sorted(found - listed)
+
+
+# ----------------------------------------------------------------------------- the [h, x] notation
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_to_seed_inverts_from_seed_exactly(rng, dtype):
+def test_to_hx_inverts_from_hx_exactly(rng, dtype):
     H, I = 4, 3
-    seed = {name: rng.standard_normal((H, H + I) if name[0] == "W" else (H,)).astype(dtype)
+    hx = {name: rng.standard_normal((H, H + I) if name[0] == "W" else (H,)).astype(dtype)
             for name in ("W_r", "W_z", "W_h", "b_r", "b_z", "b_h")}
-    back = convert.to_seed(convert.from_seed(**seed), reset="before")
-    assert_same_state(back, seed)
+    back = convert.to_hx(convert.from_hx(**hx), reset="before")
+    assert_same_state(back, hx)
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_to_seed_of_a_gru_computes_the_same(rng, dtype, bias):
+def test_to_hx_of_a_gru_computes_the_same(rng, dtype, bias):
     gru = make_gru(rng, dtype, reset="before", bias=bias)
     x, h0 = inputs(rng, gru)
     again = fastgru.GRU(3, 4, reset="before", dtype=dtype)
-    again.load_state_dict(convert.from_seed(**convert.to_seed(gru)))
+    again.load_state_dict(convert.from_hx(**convert.to_hx(gru)))
     out, h_n = gru(x, h0)
     out2, h_n2 = again(x, h0)
-    assert_close(out2, out, dtype, "out via seed form", GOLDEN_TOL)
-    assert_close(h_n2, h_n, dtype, "h_n via seed form", GOLDEN_TOL)
+    assert_close(out2, out, dtype, "out via [h, x] form", GOLDEN_TOL)
+    assert_close(h_n2, h_n, dtype, "h_n via [h, x] form", GOLDEN_TOL)
     cell = fastgru.GRUCell(3, 4, bias=bias, reset="before", dtype=dtype)
     cell.load_state_dict({k[:-3]: a for k, a in gru.state_dict().items()})
-    assert_same_state(convert.to_seed(cell), convert.to_seed(gru))
+    assert_same_state(convert.to_hx(cell), convert.to_hx(gru))
 
 
-def test_to_seed_rejects_what_has_no_seed_form(rng):
+def test_to_hx_rejects_what_has_no_hx_form(rng):
     with pytest.raises(ValueError, match='reset="before"'):
-        convert.to_seed(make_gru(rng, np.float64, reset="after"))
+        convert.to_hx(make_gru(rng, np.float64, reset="after"))
     with pytest.raises(ValueError, match="one layer and one direction"):
-        convert.to_seed(make_gru(rng, np.float64, num_layers=2, reset="before"))
+        convert.to_hx(make_gru(rng, np.float64, num_layers=2, reset="before"))
     state = make_gru(rng, np.float64, reset="before").state_dict()
     with pytest.raises(ValueError, match="does not say which reset"):
-        convert.to_seed(state)
+        convert.to_hx(state)
     with pytest.raises(ValueError, match=r"unexpected keys \['extra'\]"):
-        convert.to_seed({**state, "extra": np.zeros(3)}, reset="before")
+        convert.to_hx({**state, "extra": np.zeros(3)}, reset="before")
     del state["bias_hh_l0"]
     with pytest.raises(ValueError, match=r"missing keys \['bias_hh_l0'\]"):
-        convert.to_seed(state, reset="before")
+        convert.to_hx(state, reset="before")
 
 
 # ----------------------------------------------------------------------------- Keras

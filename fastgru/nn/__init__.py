@@ -1,14 +1,14 @@
 """Layers and training pieces."""
 import warnings
 
-from .gru import GRU, GRUCell
+from .gru import GRU, GRUCell, parameter_names
 from .linear import Linear
 from .loss import cross_entropy, mse_loss
 from .model import GRUModel
 from .module import Module, Parameter
 
 __all__ = ["GRU", "GRUCell", "Module", "Parameter", "Linear", "mse_loss", "cross_entropy",
-           "GRUModel"]
+           "GRUModel", "parameter_names"]
 
 
 def __getattr__(name):

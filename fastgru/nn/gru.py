@@ -17,6 +17,28 @@ from ..functional import gru_backward, gru_forward
 from .module import TAPE_MISSING, Module, grad_lock, last_record, own_entry, own_slot, pop_record, push_record
 
 
+def parameter_names(layer=None, reverse=False, bias=True):
+    """torch's names of one direction of one layer, in state-dict order.
+
+    ``[weight_ih_l{layer}, weight_hh_l{layer}, bias_ih_l{layer}, bias_hh_l{layer}]`` as in
+    torch.nn.GRU, each with ``_reverse`` for the backward direction; the two biases only
+    with ``bias``. ``layer=None`` gives torch.nn.GRUCell's unsuffixed names. Every other
+    place that spells a GRU's parameter names (the converters, ``bench/``) asks this.
+    """
+    if layer is None:
+        if reverse:
+            raise ValueError("a GRUCell has no reverse direction (layer=None, reverse=True)")
+        suffix = ""
+    else:
+        suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[:4 if bias else 2]
+    return [name + suffix for name in names]
+
+
+# a GRUCell's names, looked up once: its step is called per time step
+_W_IH, _W_HH, _B_IH, _B_HH = parameter_names()
+
+
 def _uniform_init(module, shapes, fan, seed):
     rng = np.random.default_rng(v.seed(seed))
     bound = 1.0 / np.sqrt(fan)
@@ -50,12 +72,10 @@ class GRU(Module):
         shapes: list[tuple[str, tuple[int, ...]]] = []
         for k in range(self.num_layers):
             in_k = self.input_size if k == 0 else H * D
-            for suffix in ("", "_reverse")[:D]:
-                shapes += [(f"weight_ih_l{k}{suffix}", (3 * H, in_k)),
-                           (f"weight_hh_l{k}{suffix}", (3 * H, H))]
-                if self.bias:
-                    shapes += [(f"bias_ih_l{k}{suffix}", (3 * H,)),
-                               (f"bias_hh_l{k}{suffix}", (3 * H,))]
+            for d in range(D):
+                w_ih, w_hh, *biases = parameter_names(k, bool(d), self.bias)
+                shapes += [(w_ih, (3 * H, in_k)), (w_hh, (3 * H, H))]
+                shapes += [(name, (3 * H,)) for name in biases]
         self._rng = _uniform_init(self, shapes, H, seed)
         # per calling thread: the tape of its last train forward, and the caches its last
         # backward consumed (reused by its next train forward); see _own_slot
@@ -68,10 +88,10 @@ class GRU(Module):
                 f"bidirectional={self.bidirectional}, reset={self.reset!r}, dtype={self.dtype.name!r})")
 
     def _weights(self, k, d):
-        suffix = f"l{k}" + ("_reverse" if d else "")
-        p = self._params
-        bias = [p[f"bias_ih_{suffix}"], p[f"bias_hh_{suffix}"]] if self.bias else [None, None]
-        return [p[f"weight_ih_{suffix}"], p[f"weight_hh_{suffix}"]] + bias
+        """[weight_ih, weight_hh, bias_ih, bias_hh] Parameters of layer k, direction d
+        (the biases None without bias)."""
+        params = [self._params[name] for name in parameter_names(k, bool(d), self.bias)]
+        return params + [None, None] if len(params) == 2 else params
 
     def __call__(self, x: ArrayLike, h0: ArrayLike | None = None,
                  lengths: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -217,10 +237,10 @@ class GRUCell(Module):
         self.bias = v.flag(bias, "bias")
         self.reset = v.reset_mode(reset)
         H = self.hidden_size
-        shapes: list[tuple[str, tuple[int, ...]]] = [
-            ("weight_ih", (3 * H, self.input_size)), ("weight_hh", (3 * H, H))]
-        if self.bias:
-            shapes += [("bias_ih", (3 * H,)), ("bias_hh", (3 * H,))]
+        w_ih, w_hh, *biases = parameter_names(bias=self.bias)
+        shapes: list[tuple[str, tuple[int, ...]]] = [(w_ih, (3 * H, self.input_size)),
+                                                     (w_hh, (3 * H, H))]
+        shapes += [(name, (3 * H,)) for name in biases]
         _uniform_init(self, shapes, H, seed)
         self._prepared: tuple | None = None   # (key, packed weights) for the compiled step
         self._records: dict = {}  # per calling thread: the caches of its train steps, last on top
@@ -252,7 +272,7 @@ class GRUCell(Module):
 
     def _biases(self):
         if self.bias:
-            return self._params["bias_ih"].data, self._params["bias_hh"].data
+            return self._params[_B_IH].data, self._params[_B_HH].data
         zeros = np.zeros(3 * self.hidden_size, self.dtype)
         return zeros, zeros
 
@@ -266,9 +286,8 @@ class GRUCell(Module):
         p = self._params
         b_ih, b_hh = self._biases()
         if train:   # the sequence kernel with T = 1 keeps the cache its backward reads
-            _, out, cache = gru_forward(xb[None], h, p["weight_ih"].data, p["weight_hh"].data,
-                                        b_ih, b_hh, reset=self.reset, need_cache=True,
-                                        dtype=self.dtype)
+            _, out, cache = gru_forward(xb[None], h, p[_W_IH].data, p[_W_HH].data, b_ih, b_hh,
+                                        reset=self.reset, need_cache=True, dtype=self.dtype)
             push_record(self._records, (cache, unbatched))
         else:
             out = self._step(xb, h, b_ih, b_hh)
@@ -277,12 +296,11 @@ class GRUCell(Module):
     def _step(self, xb, h, b_ih, b_hh):
         out = np.empty(h.shape, self.dtype)
         backend = backends.current()
-        p = self._params
-        w_ih, w_hh = p["weight_ih"].data, p["weight_hh"].data
+        p_ih, p_hh = self._params[_W_IH], self._params[_W_HH]
+        w_ih, w_hh = p_ih.data, p_hh.data
         prepared = None
         if hasattr(backend, "prepare_step"):   # packed weights, kept while the versions hold
-            key = (backend.__name__, p["weight_ih"].version, p["weight_hh"].version,
-                   id(w_ih), id(w_hh))
+            key = (backend.__name__, p_ih.version, p_hh.version, id(w_ih), id(w_hh))
             kept = self._prepared
             if kept is None or kept[0] != key:
                 kept = self._prepared = (key, backend.prepare_step(w_ih, w_hh, self.dtype))
@@ -310,7 +328,7 @@ class GRUCell(Module):
         pop_record(self._records)
         grads = gru_backward(None, dh_next.reshape(B, H), cache)
         with grad_lock:   # another thread may be adding into the same .grad
-            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads[2:]):
+            for name, g in zip((_W_IH, _W_HH, _B_IH, _B_HH), grads[2:]):
                 if name in self._params:
                     self._params[name].grad += g
         dx, dh = grads[0][0], grads[1]

@@ -1,10 +1,12 @@
 """Inference on Dask arrays: ``fastgru.dask.predict(model, X)``.
 
 Needs dask and distributed (``pip install "dask[array]" distributed``, or from a checkout
-``pip install -e ".[dask]"``); ``import fastgru`` does not import it. What is
-distributed: inference, one task per chunk of sequences, on whatever scheduler is active (a ``distributed.Client`` on a cluster, else dask's local
-threads); and, through joblib's Dask backend, the fits of a hyperparameter search (see the
-README). What is not: training one model, which runs on one machine (fastgru's threads).
+``pip install -e ".[dask]"``); ``import fastgru`` does not import it.
+
+What is distributed: inference, one task per chunk of sequences, on whatever scheduler is
+active (a ``distributed.Client`` on a cluster, else dask's local threads); and, through
+joblib's Dask backend, the fits of a hyperparameter search (see the README). What is not:
+training one model, which runs on one machine (fastgru's threads).
 
 The model travels once: it is one key of the graph, which each task reads, so a worker
 receives the weights once, however many chunks it computes. The engine is batch-invariant

@@ -12,6 +12,7 @@ import pytest
 import fastgru
 
 from tolerances import BACKEND as BACKEND_TOL
+from tolerances import GOLDEN as GOLDEN_TOL  # noqa: F401  (the tests import it from here)
 
 GRAD_NAMES = ("dx", "dh0", "dw_ih", "dw_hh", "db_ih", "db_hh")
 

@@ -453,3 +453,43 @@ def test_torch_after_fastgru_keeps_its_threads(tmp_path):
         f"fastgru ({after['used']}) loaded {after['openmp_before_torch']} before torch")
     assert after["threads"] == fresh["threads"], (after, fresh)
     assert after["interop"] == fresh["interop"], (after, fresh)
+
+
+def test_fork_while_another_thread_adds_into_grads(tmp_path):
+    """A thread holds the lock under which backward adds into .grad when another forks: the
+    child's own backward must not wait for a thread it does not have (seen as a rare hang
+    of the fork-while-computing test)."""
+    report = run_script(r"""
+import json, os, threading, time
+import numpy as np
+import fastgru
+from fastgru.nn.module import grad_lock
+
+gru = fastgru.GRU(3, 4, seed=0)
+x = np.ones((2, 1, 3), np.float32)
+held = threading.Event()
+
+def hold():
+    with grad_lock:
+        held.set()
+        time.sleep(0.5)
+
+threading.Thread(target=hold).start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    gru.backward(np.ones_like(gru.forward(x)[0]))
+    os._exit(0)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    time.sleep(0.02)
+else:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    status = "hang"
+print(json.dumps({"child": status}))
+""", tmp_path)
+    assert report["child"] == 0, report

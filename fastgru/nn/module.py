@@ -1,4 +1,5 @@
 """Parameter and the small Module base that layers share: parameters, state dicts, grads."""
+import os
 import threading
 
 import numpy as np
@@ -9,8 +10,13 @@ TAPE_MISSING = ("backward() needs a preceding forward(..., train=True), one per 
                 "inference calls keep nothing to backpropagate")
 
 
-# held while a backward adds into .grad arrays: threads may train one layer at once
+# held while a backward adds into .grad arrays: threads may train one layer at once.
+# os.fork waits for it (and releases it on both sides), so a child never starts with the
+# lock held by a thread it does not have, nor with a .grad half added to.
 grad_lock = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=grad_lock.acquire, after_in_parent=grad_lock.release,
+                        after_in_child=grad_lock.release)
 
 
 def own_slot(slots, pop=False):

@@ -260,6 +260,11 @@ def export(gru, path=None, *, h0=False, lengths=False, opset=DEFAULT_OPSET):
     length 0 keeps its h0 as h_n (a Where node: onnxruntime's GRU alone gives 0 there).
     ``path`` None only returns the model. A float64 GRU exports as DOUBLE, which
     onnxruntime's CPU GRU does not run (onnx.reference does).
+
+    The graph's time and batch sizes are symbolic ("time", "batch"). OpenVINO (seen with
+    2026.4) ignores a GRU's sequence_lens when they are: for ``lengths=True`` in OpenVINO,
+    set them to fixed values (each ``dim`` of the graph's inputs and outputs whose
+    ``dim_param`` is "time" or "batch" gets a ``dim_value``), as ``bench/peers.py`` does.
     """
     if not isinstance(gru, GRU):
         raise TypeError(f"export expects a fastgru.GRU, got {type(gru).__name__} "

@@ -52,6 +52,15 @@ def central_difference(f, a, eps=1e-6, touched=None):
     return grad
 
 
+def make_gru(rng, dtype="float64", *, input_size=3, hidden_size=4, scale=0.7, **kwargs):
+    """A fastgru.GRU (``kwargs`` as GRU's) with every parameter drawn from U(-scale, scale)
+    by rng: non-zero, different biases, weights wide enough for a layout mistake to show."""
+    gru = fastgru.GRU(input_size, hidden_size, dtype=dtype, **kwargs)
+    gru.load_state_dict({name: rng.uniform(-scale, scale, a.shape)
+                         for name, a in gru.state_dict().items()})
+    return gru
+
+
 def random_problem(rng, T, B, I, H, dtype, lengths=False, h0=True):
     """Inputs for one layer with non-zero, different biases; values keep tanh unsaturated."""
     def f(*shape, scale=1.0):

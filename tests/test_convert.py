@@ -14,22 +14,12 @@ import pytest
 import fastgru
 from fastgru import convert
 
-from helpers import GOLDEN_TOL, assert_close, torch_gru_run
+from helpers import GOLDEN_TOL, assert_close, make_gru, torch_gru_run
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
 CONFIGS = [  # num_layers, bidirectional, bias
     (1, False, True), (2, False, True), (1, True, True), (2, True, True), (2, True, False)]
-
-
-def make_gru(rng, dtype, num_layers=1, bidirectional=False, bias=True, reset="after",
-             batch_first=False, I=3, H=4):
-    gru = fastgru.GRU(I, H, num_layers=num_layers, bidirectional=bidirectional, bias=bias,
-                      reset=reset, batch_first=batch_first, dtype=dtype,
-                      seed=int(rng.integers(1 << 30)))
-    for p in gru.parameters():   # non-zero, different biases; weights wide enough to matter
-        p.data[...] = rng.uniform(-0.7, 0.7, p.shape)
-    return gru
 
 
 def inputs(rng, gru, T=6, B=3):
@@ -146,7 +136,8 @@ def test_keras_cell_matches_keras_golden(name):
 @pytest.mark.parametrize("num_layers,bidirectional,bias", CONFIGS)
 @pytest.mark.parametrize("reset", ["after", "before"])
 def test_keras_round_trip(rng, dtype, num_layers, bidirectional, bias, reset):
-    gru = make_gru(rng, dtype, num_layers, bidirectional, bias, reset, batch_first=True)
+    gru = make_gru(rng, dtype, num_layers=num_layers, bidirectional=bidirectional, bias=bias,
+                   reset=reset, batch_first=True)
     weights = convert.to_keras(gru)
     D = 2 if bidirectional else 1
     assert len(weights) == num_layers and all(len(w) == D * (3 if bias else 2) for w in weights)
@@ -267,7 +258,8 @@ def test_keras_live(monkeypatch):
 @pytest.mark.parametrize("num_layers,bidirectional,bias", CONFIGS)
 @pytest.mark.parametrize("reset", ["after", "before"])
 def test_onnx_round_trip_is_exact(rng, dtype, num_layers, bidirectional, bias, reset):
-    gru = make_gru(rng, dtype, num_layers, bidirectional, bias, reset)
+    gru = make_gru(rng, dtype, num_layers=num_layers, bidirectional=bidirectional, bias=bias,
+                   reset=reset)
     layers = convert.to_onnx(gru)
     D, H = gru.num_directions, gru.hidden_size
     assert len(layers) == num_layers

@@ -5,16 +5,8 @@ import pytest
 import fastgru
 from fastgru.nn.module import own_slot
 
-from helpers import assert_close, central_difference
+from helpers import assert_close, central_difference, make_gru
 from tolerances import FINITE_DIFFERENCES
-
-
-def make_gru(rng, dtype="float64", **kwargs):
-    gru = fastgru.GRU(dtype=dtype, seed=int(rng.integers(1 << 30)), **kwargs)
-    # non-zero, different biases (the default init already gives that; make it explicit)
-    gru.load_state_dict({k: v + (0.1 if "bias_ih" in k else -0.2 if "bias_hh" in k else 0)
-                         for k, v in gru.state_dict().items()})
-    return gru
 
 
 def test_parameters_follow_torch_names_and_order():
@@ -40,12 +32,12 @@ def test_seed_makes_init_reproducible():
 
 
 def test_batch_first_and_unbatched_layouts(backend, rng):
-    gru = make_gru(rng, input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+    gru = make_gru(rng, scale=0.5, input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
     x = rng.standard_normal((6, 2, 3))
     h0 = rng.standard_normal((4, 2, 4))
     out, h_n = gru(x, h0)
     assert out.shape == (6, 2, 8) and h_n.shape == (4, 2, 4)
-    gru_bf = make_gru(rng, input_size=3, hidden_size=4, num_layers=2, bidirectional=True,
+    gru_bf = make_gru(rng, scale=0.5, input_size=3, hidden_size=4, num_layers=2, bidirectional=True,
                       batch_first=True)
     gru_bf.load_state_dict(gru.state_dict())
     out_bf, h_n_bf = gru_bf(x.transpose(1, 0, 2), h0)
@@ -59,7 +51,7 @@ def test_batch_first_and_unbatched_layouts(backend, rng):
 
 
 def test_other_float_dtypes_are_cast(backend, rng):
-    gru = make_gru(rng, "float32", input_size=3, hidden_size=4)
+    gru = make_gru(rng, "float32", scale=0.5, input_size=3, hidden_size=4)
     x = rng.standard_normal((5, 2, 3))
     out16, _ = gru(x.astype(np.float16))
     out32, _ = gru(x.astype(np.float16).astype(np.float32))
@@ -77,7 +69,7 @@ def loss_of(gru, x, h0, lengths, d_out, d_h_n):
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_stacked_bidirectional_gradients_vs_finite_differences(backend, rng, reset, batch_first):
     T, B, I, H = 4, 2, 2, 3
-    gru = make_gru(rng, input_size=I, hidden_size=H, num_layers=2, bidirectional=True,
+    gru = make_gru(rng, scale=0.5, input_size=I, hidden_size=H, num_layers=2, bidirectional=True,
                    reset=reset, batch_first=batch_first)
     x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
     h0 = 0.5 * rng.standard_normal((4, B, H))
@@ -99,7 +91,7 @@ def test_stacked_bidirectional_gradients_vs_finite_differences(backend, rng, res
 
 
 def test_backward_accumulates_and_zero_grad_clears(backend, rng):
-    gru = make_gru(rng, input_size=2, hidden_size=3)
+    gru = make_gru(rng, scale=0.5, input_size=2, hidden_size=3)
     x = rng.standard_normal((3, 2, 2))
     out, _ = gru.forward(x)
     d = rng.standard_normal(out.shape)
@@ -124,7 +116,7 @@ def test_reused_tape_arrays_change_nothing(backend, rng, bidirectional):
         dx, dh0 = gru.backward(d)
         return [out, h_n, dx, dh0] + [p.grad.copy() for p in gru.parameters()]
 
-    gru = make_gru(rng, input_size=3, hidden_size=4, num_layers=2, bidirectional=bidirectional)
+    gru = make_gru(rng, scale=0.5, input_size=3, hidden_size=4, num_layers=2, bidirectional=bidirectional)
     D = 2 if bidirectional else 1
     first_x = rng.standard_normal((5, 2, 3))
     first = run(gru, first_x, rng.standard_normal((5, 2, 4 * D)))
@@ -135,7 +127,7 @@ def test_reused_tape_arrays_change_nothing(backend, rng, bidirectional):
         gru.forward(x)          # the backward below must use this x, not the caller's later one
         x_before = x.copy()
         x[...] = 0
-        fresh = make_gru(rng, input_size=3, hidden_size=4, num_layers=2,
+        fresh = make_gru(rng, scale=0.5, input_size=3, hidden_size=4, num_layers=2,
                          bidirectional=bidirectional)
         fresh.load_state_dict(gru.state_dict())
         fresh.forward(x_before)
@@ -229,7 +221,7 @@ def test_layers_pickle_and_deepcopy_mid_training(rng):
     backward (spent caches kept for reuse), copies must work and compute the same."""
     import copy
     import pickle
-    gru = make_gru(rng, input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
+    gru = make_gru(rng, scale=0.5, input_size=3, hidden_size=4, num_layers=2, bidirectional=True)
     x = rng.standard_normal((5, 2, 3))
     out, _ = gru.forward(x)
     for stage in ("taped", "spent"):

@@ -6,7 +6,7 @@ import pytest
 import fastgru
 from fastgru import convert
 
-from helpers import GOLDEN_TOL, assert_close
+from helpers import GOLDEN_TOL, assert_close, make_gru
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -14,14 +14,6 @@ fastgru_onnx = pytest.importorskip("fastgru.onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 F32 = np.dtype(np.float32)
-
-
-def make_gru(rng, num_layers, bidirectional, reset, batch_first=False, dtype=F32, I=3, H=5):
-    gru = fastgru.GRU(I, H, num_layers=num_layers, bidirectional=bidirectional, reset=reset,
-                      batch_first=batch_first, dtype=dtype)
-    for p in gru.parameters():   # non-zero, different biases
-        p.data[...] = rng.uniform(-0.7, 0.7, p.shape)
-    return gru
 
 
 def session(model):
@@ -34,7 +26,8 @@ def session(model):
 @pytest.mark.parametrize("reset", ["after", "before"])
 def test_export_matches_onnxruntime(rng, reset, num_layers, bidirectional, batch_first, feeds):
     T, B = 7, 4
-    gru = make_gru(rng, num_layers, bidirectional, reset, batch_first)
+    gru = make_gru(rng, F32, hidden_size=5, num_layers=num_layers,
+                   bidirectional=bidirectional, reset=reset, batch_first=batch_first)
     model = fastgru_onnx.export(gru, h0="h0" in feeds, lengths="lengths" in feeds)
     x = rng.standard_normal((B, T, 3) if batch_first else (T, B, 3)).astype(F32)
     h0 = (0.5 * rng.standard_normal((num_layers * gru.num_directions, B, 5))).astype(F32)
@@ -54,7 +47,8 @@ def test_export_matches_onnxruntime(rng, reset, num_layers, bidirectional, batch
 @pytest.mark.parametrize("reset", ["after", "before"])
 def test_export_float64_matches_onnx_reference(rng, reset):
     from onnx.reference import ReferenceEvaluator  # onnxruntime's GRU runs float32 only
-    gru = make_gru(rng, 2, True, reset, dtype=np.float64)
+    gru = make_gru(rng, np.float64, hidden_size=5, num_layers=2, bidirectional=True,
+                   reset=reset)
     model = fastgru_onnx.export(gru, h0=True)
     x = rng.standard_normal((6, 3, 3))
     h0 = 0.5 * rng.standard_normal((4, 3, 5))
@@ -241,7 +235,7 @@ def test_load_names_the_file(tmp_path):
 
 
 def test_a_broken_unrelated_initializer_does_not_block_loading(rng, tmp_path):
-    gru = make_gru(rng, 1, False, "after")
+    gru = make_gru(rng, F32, hidden_size=5)
     model = fastgru_onnx.export(gru)
     broken = numpy_helper.from_array(np.zeros(4, np.float32), "unrelated")
     broken.raw_data = b"\x00" * 7                       # 7 bytes cannot be 4 floats

@@ -948,19 +948,3 @@ def math(const floating[::1] a not None, floating[::1] e not None, floating[::1]
             s[i] = sigmoid_(a[i])
             t[i] = tanh_(a[i])
 
-
-def math(const floating[::1] a not None, floating[::1] e not None, floating[::1] s not None,
-         floating[::1] t not None):
-    """e, s, t := exp(a), sigmoid(a), tanh(a), element by element, with the kernels' own
-    functions (_math.pxd): what tests/test_math.py checks against NumPy and the Numba twin."""
-    cdef Py_ssize_t i, n = a.shape[0]
-    if e.shape[0] != n or s.shape[0] != n or t.shape[0] != n:
-        raise ValueError(f"e, s and t must have a's length {n}")
-    with nogil:
-        for i in range(n):
-            if floating is float:
-                e[i] = _exp32(a[i])
-            else:
-                e[i] = _exp64(a[i])
-            s[i] = sigmoid_(a[i])
-            t[i] = tanh_(a[i])

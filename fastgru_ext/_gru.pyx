@@ -947,4 +947,3 @@ def math(const floating[::1] a not None, floating[::1] e not None, floating[::1]
                 e[i] = _exp64(a[i])
             s[i] = sigmoid_(a[i])
             t[i] = tanh_(a[i])
-

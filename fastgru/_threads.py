@@ -26,10 +26,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
 
 import numpy as np
 
+from ._scoped import scoped
 from .backends._layout import PIECE_FLOPS
 
 
@@ -74,17 +74,10 @@ def get_num_threads() -> int:
     return _process_threads if _process_threads is not None else _default_threads()
 
 
-@contextlib.contextmanager
-def threads(n: int) -> Iterator[int]:
+def threads(n: int) -> contextlib.AbstractContextManager[int]:
     """Within the block, calls from this thread use up to n threads (other threads
     are not affected); restores the previous count on exit."""
-    n = _check_count(n)
-    before = getattr(_local, "n", None)
-    _local.n = n
-    try:
-        yield n
-    finally:
-        _local.n = before
+    return scoped(_local, "n", _check_count(n))
 
 
 class _Worker:

@@ -10,9 +10,9 @@ import contextlib
 import importlib
 import os
 import threading
-from collections.abc import Iterator
 from types import ModuleType
 
+from .._scoped import scoped
 from .._warn import warn
 from ._layout import partition  # noqa: F401  (documented internal: how a step is cut)
 
@@ -113,8 +113,7 @@ def set_backend(name: str) -> None:
     _current = _choose(name)
 
 
-@contextlib.contextmanager
-def backend(name: str) -> Iterator[str]:
+def backend(name: str) -> contextlib.AbstractContextManager[str]:
     """``with fastgru.backend("numpy"):`` uses backend ``name`` inside the block, in the
     calling thread only (other threads keep theirs), and restores the previous choice on
     leaving, however the block ends. Blocks nest. BackendUnavailable if it cannot load.
@@ -123,13 +122,7 @@ def backend(name: str) -> Iterator[str]:
     set_backend changes the process-wide choice, which applies again after the block.
     """
     _check_name(name, allow_auto=True)
-    chosen = _choose(name)
-    previous = getattr(_local, "name", None)
-    _local.name = chosen
-    try:
-        yield chosen
-    finally:
-        _local.name = previous
+    return scoped(_local, "name", _choose(name))
 
 
 def current() -> ModuleType:

@@ -12,6 +12,7 @@ import pytest
 import fastgru
 from fastgru import _threads, backends
 from fastgru.backends import _engine, _layout
+from fastgru.backends.contract import Grads, Layer, Saved
 
 from helpers import GRAD_NAMES, assert_close, random_problem, upstream
 
@@ -44,15 +45,13 @@ def run(backend, p, lengths, reverse, reset_after, d_out, d_h_n):
     x, w_ih, w_hh = p["x"], p["w_ih"], p["w_hh"]
     (T, B, I), H, dt = x.shape, w_hh.shape[1], x.dtype
     out, h_n = np.empty((T, B, H), dt), np.empty((B, H), dt)
-    h_prev, gates, aux = np.empty((T, B, H), dt), np.empty((T, B, 3 * H), dt), np.empty((T, B, H), dt)
-    backend.forward(x, p["h0"], w_ih, w_hh, p["b_ih"], p["b_hh"], lengths, reverse, reset_after,
-                    out, h_n, h_prev, gates, aux)
-    grads = (np.empty((T, B, I), dt), np.empty((B, H), dt), np.empty_like(w_ih),
-             np.empty_like(w_hh), np.empty(3 * H, dt), np.empty(3 * H, dt))
-    backend.backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
-                     h_prev, gates, aux, *grads)
-    return dict(out=out, h_n=h_n, h_prev=h_prev, gates=gates, aux=aux,
-                **dict(zip(GRAD_NAMES, grads)))
+    saved = Saved(np.empty((T, B, H), dt), np.empty((T, B, 3 * H), dt), np.empty((T, B, H), dt))
+    layer = Layer(x, w_ih, w_hh, p["b_ih"], p["b_hh"], lengths, reverse, reset_after)
+    backend.forward(layer, p["h0"], out, h_n, saved)
+    grads = Grads(np.empty((T, B, I), dt), np.empty((B, H), dt), np.empty_like(w_ih),
+                  np.empty_like(w_hh), np.empty(3 * H, dt), np.empty(3 * H, dt))
+    backend.backward(layer, saved, d_out, d_h_n, grads)
+    return dict(out=out, h_n=h_n, **saved._asdict(), **dict(zip(GRAD_NAMES, grads)))
 
 
 def problem(rng, shape, dtype, h0=True):

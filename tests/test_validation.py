@@ -211,19 +211,23 @@ def test_torch_tensors_of_any_float_type(gru):
 
 
 def _edited(cache, **changes):
-    return cache._replace(**changes)
+    """cache with fields of its layer, its saved arrays or its own replaced."""
+    parts = {part: {k: changes.pop(k) for k in list(changes) if k in getattr(cache, part)._fields}
+             for part in ("layer", "saved")}
+    return cache._replace(layer=cache.layer._replace(**parts["layer"]),
+                          saved=cache.saved._replace(**parts["saved"]), **changes)
 
 
 @pytest.mark.parametrize("edit,msg", [
-    (lambda c: dict(lengths=c.lengths[:1]), r"cache.lengths must be the \(3,\) int64"),
-    (lambda c: dict(lengths=c.lengths.astype(np.int32)), r"cache.lengths must be"),
-    (lambda c: dict(lengths=c.lengths + 9), r"values in \[0, 5\]"),
-    (lambda c: dict(h_prev=c.h_prev[:2]), r"cache.h_prev has shape \(2, 3, 6\)"),
-    (lambda c: dict(gates=c.gates[:, :, :5]), r"cache.gates must be the C-contiguous .* strided"),
-    (lambda c: dict(gates=c.gates[:, :2].copy()), r"cache.gates has shape \(5, 2, 18\)"),
-    (lambda c: dict(aux=c.aux.astype(np.float32)), r"cache.aux has shape .* float32"),
-    (lambda c: dict(w_hh=c.w_hh[:, :5].copy()), r"cache.w_hh has shape \(18, 5\)"),
-    (lambda c: dict(x=c.x[0]), r"wrong number of dimensions"),
+    (lambda c: dict(lengths=c.layer.lengths[:1]), r"cache.lengths must be the \(3,\) int64"),
+    (lambda c: dict(lengths=c.layer.lengths.astype(np.int32)), r"cache.lengths must be"),
+    (lambda c: dict(lengths=c.layer.lengths + 9), r"values in \[0, 5\]"),
+    (lambda c: dict(h_prev=c.saved.h_prev[:2]), r"cache.h_prev has shape \(2, 3, 6\)"),
+    (lambda c: dict(gates=c.saved.gates[:, :, :5]), r"cache.gates must be the C-contiguous .* strided"),
+    (lambda c: dict(gates=c.saved.gates[:, :2].copy()), r"cache.gates has shape \(5, 2, 18\)"),
+    (lambda c: dict(aux=c.saved.aux.astype(np.float32)), r"cache.aux has shape .* float32"),
+    (lambda c: dict(w_hh=c.layer.w_hh[:, :5].copy()), r"cache.w_hh has shape \(18, 5\)"),
+    (lambda c: dict(x=c.layer.x[0]), r"wrong number of dimensions"),
     (lambda c: dict(x=None), r"cache.x must be the C-contiguous float array"),
     (lambda c: dict(reverse="no"), r"cache.reverse and cache.reset_after must be bools"),
     (lambda c: dict(backend="torch"), r"cache.backend must be one of"),
@@ -238,3 +242,24 @@ def test_edited_cache_is_refused(backend, edit, msg):
     with pytest.raises(ValueError, match=msg):
         fastgru.gru_backward(None, np.ones((B, H)), _edited(cache, **edit(cache)))
     fastgru.gru_backward(None, np.ones((B, H)), cache)   # the unedited cache still works
+
+
+def test_parameter_data_is_checked_when_assigned():
+    """Layers hand .data to the kernels as it is: assignment is where it is checked."""
+    gru = fastgru.GRU(3, 4, seed=0)
+    p = gru.weight_hh_l0
+    with pytest.raises(ValueError, match=r"Parameter.data must have shape \(12, 4\), got \(4, 12\)"):
+        p.data = np.zeros((4, 12), np.float32)
+    with pytest.raises(TypeError, match=r"Parameter.data must hold real floating-point"):
+        p.data = np.zeros((12, 4), np.int64)
+    p.data = np.asfortranarray(np.ones((12, 4)))        # float64, Fortran order: cast, made C
+    assert p.data.dtype == np.float32 and p.data.flags.c_contiguous
+    same = p.data
+    p.data -= 1                                          # an optimizer's in-place update
+    assert p.data is same and not p.data.any()
+    fastgru.GRU(3, 4)(np.zeros((2, 1, 3), np.float32))
+
+
+def test_cell_train_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"train must be True or False, got str 'yes'"):
+        fastgru.GRUCell(3, 4).forward(np.zeros((2, 3), np.float32), train="yes")

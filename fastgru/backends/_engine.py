@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _threads
 from . import _layout
+from .contract import Saved
 
 
 class Kernels(NamedTuple):
@@ -26,7 +27,7 @@ class Kernels(NamedTuple):
 
 
 def entry_points(k):
-    """forward, backward and step with the contract of ``reference``, on kernels k."""
+    """forward, backward and step of ``contract.py``, on kernels k."""
     def fwd(*args):
         return forward(k, *args)
 
@@ -35,9 +36,9 @@ def entry_points(k):
 
     def stp(*args):
         return step(k, *args)
-    fwd.__doc__ = "Same contract as ``reference.forward``."
-    bwd.__doc__ = "Same contract as ``reference.backward``."
-    stp.__doc__ = "Same contract as ``reference.step``."
+    fwd.__doc__ = "forward of ``contract.py``."
+    bwd.__doc__ = "backward of ``contract.py``."
+    stp.__doc__ = "step of ``contract.py``."
     return fwd, bwd, stp
 
 
@@ -52,14 +53,17 @@ def _masked_rows(a, lengths):
     return _rows(np.where(valid[:, :, None], a, 0).astype(a.dtype, copy=False))
 
 
-def forward(k, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
-            out, h_n, h_prev, gates, aux):
-    """Same contract as ``reference.forward``."""
+def forward(k, layer, h0, out, h_n, saved=None):
+    """forward of ``contract.py``."""
+    x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after = layer
     T, B, I = x.shape
     G, H = w_hh.shape
     dt = x.dtype
     nr = _layout.nr_of(dt)
-    keep = h_prev.shape[0] == T
+    keep = saved is not None
+    if saved is None:   # the kernels write nothing into arrays of zero steps
+        saved = Saved(np.empty((0, B, H), dt), np.empty((0, B, G), dt), np.empty((0, B, H), dt))
+    h_prev, gates, aux = saved
     Gp = -(-G // nr) * nr
     xg = np.empty((T, B, Gp), dt)
     n_rows = T * B
@@ -79,9 +83,11 @@ def forward(k, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
     h_n[...] = hbuf[T % 2]
 
 
-def backward(k, d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
-             h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
-    """Same contract as ``reference.backward``."""
+def backward(k, layer, saved, d_out, d_h_n, grads):
+    """backward of ``contract.py``."""
+    x, w_ih, w_hh, _, _, lengths, reverse, reset_after = layer
+    h_prev, gates, aux = saved
+    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = grads
     T, B, I = x.shape
     G, H = w_hh.shape
     dt = x.dtype
@@ -131,7 +137,7 @@ def prepare_step(w_ih, w_hh, dtype):
 
 
 def step(k, x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, prepared=None):
-    """Same contract as ``reference.step``: one step of a few rows, serial, on the
+    """step of ``contract.py``: one step of a few rows, serial, on the
     calling thread. ``prepared`` is prepare_step's result for these weights, which a
     GRUCell keeps while its parameters' versions stay the same."""
     wp_ih, wf, U = prepared if prepared is not None else prepare_step(w_ih, w_hh, x.dtype)

@@ -12,11 +12,13 @@ PyTorch's gate order r, z, n::
 Steps with t >= lengths[b] are skipped: the state is frozen and the output is 0.
 The reverse direction walks t = T-1 .. 0, so it starts at step lengths[b] - 1.
 
-Every backend exposes ``forward`` and ``backward`` with the signatures below.
-Kernels trust their inputs (validated in ``fastgru.functional``) and write into
-the arrays they are given.
+Every backend exposes ``forward``, ``backward`` and ``step`` as ``contract.py``
+names them. Kernels trust their inputs (validated in ``fastgru.functional``) and
+write into the arrays they are given.
 """
 import numpy as np
+
+from .contract import Layer
 
 # Non-finite inputs propagate as IEEE arithmetic makes them (as in torch, and in the
 # compiled backends); exp overflowing to inf for a large pre-activation is how sigmoid
@@ -38,26 +40,11 @@ def time_order(T, reverse):
 
 
 @quiet
-def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
-            out, h_n, h_prev, gates, aux):
-    """One GRU layer over a sequence.
-
-    Parameters
-    ----------
-    x : (T, B, I) IN
-    h0 : (B, H) IN
-    w_ih : (3H, I), w_hh : (3H, H), b_ih, b_hh : (3H,) IN
-    lengths : (B,) int64 IN, each in [0, T]
-    reverse, reset_after : bool IN
-    out : (T, B, H) OUT, h_n : (B, H) OUT
-    h_prev : (T, B, H) OUT, the state entering each step (or shape (0, B, H): not kept)
-    gates : (T, B, 3H) OUT, r, z, n after their activations (or (0, B, 3H))
-    aux : (T, B, H) OUT, what backward needs beside the gates (or (0, B, H)):
-        hn_lin for reset="after", rh for reset="before"
-    """
+def forward(layer, h0, out, h_n, saved=None):
+    """One GRU layer over a sequence (the contract: ``contract.py``)."""
+    x, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after = layer
     T = x.shape[0]
     H = h0.shape[1]
-    keep = h_prev.shape[0] == T
     W_ir, W_iz, W_in = split_gates(w_ih.T, H)
     W_hr, W_hz, W_hn = split_gates(w_hh.T, H)
     b_ir, b_iz, b_in = split_gates(b_ih, H)
@@ -77,28 +64,21 @@ def forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, reset_after,
             n = np.tanh(x_t @ W_in + b_in + rh @ W_hn + b_hn)
             kept = rh
         h_new = (1 - z) * n + z * h
-        if keep:
-            h_prev[t] = h
-            gates[t] = np.concatenate([r, z, n], axis=1)
-            aux[t] = kept
+        if saved is not None:
+            saved.h_prev[t] = h
+            saved.gates[t] = np.concatenate([r, z, n], axis=1)
+            saved.aux[t] = kept
         out[t] = np.where(valid, h_new, 0)
         h = np.where(valid, h_new, h)
     h_n[...] = h
 
 
 @quiet
-def backward(d_out, d_h_n, x, w_ih, w_hh, lengths, reverse, reset_after,
-             h_prev, gates, aux, dx, dh0, dw_ih, dw_hh, db_ih, db_hh):
-    """Backpropagation through time for one layer.
-
-    Parameters
-    ----------
-    d_out : (T, B, H) IN, d_h_n : (B, H) IN
-    x, w_ih, w_hh, lengths, reverse, reset_after : as given to ``forward`` IN
-    h_prev, gates, aux : the cache ``forward`` filled IN
-    dx : (T, B, I) OUT, dh0 : (B, H) OUT
-    dw_ih : (3H, I), dw_hh : (3H, H), db_ih, db_hh : (3H,) OUT, overwritten (not accumulated)
-    """
+def backward(layer, saved, d_out, d_h_n, grads):
+    """Backpropagation through time for one layer (the contract: ``contract.py``)."""
+    x, w_ih, w_hh, _, _, lengths, reverse, reset_after = layer
+    h_prev, gates, aux = saved
+    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = grads
     T = x.shape[0]
     H = d_h_n.shape[1]
     W_hn = w_hh[2 * H:]
@@ -150,9 +130,8 @@ def step(x, h, w_ih, w_hh, b_ih, b_hh, reset_after, out, prepared=None):
     """One step (GRUCell): x (B, I), h (B, H) IN; out (B, H) OUT, the next state.
     ``prepared`` (the compiled backends' packed weights) is not used here."""
     B, H = h.shape
-    forward(x[None], h, w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after,
-            np.empty((1, B, H), h.dtype), out, np.empty((0, B, H), h.dtype),
-            np.empty((0, B, 3 * H), h.dtype), np.empty((0, B, H), h.dtype))
+    forward(Layer(x[None], w_ih, w_hh, b_ih, b_hh, np.ones(B, np.int64), False, reset_after),
+            h, np.empty((1, B, H), h.dtype), out)
 
 
 def linear(x, w, b, out):

@@ -13,7 +13,8 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from .. import _validate as v
 from .. import backends
-from ..functional import gru_backward, gru_forward
+from ..backends.contract import Layer
+from ..functional import run_backward, run_forward
 from .module import TAPE_MISSING, Module, grad_lock, last_record, own_entry, own_slot, pop_record, push_record
 
 
@@ -140,6 +141,7 @@ class GRU(Module):
         D, T, B = self.num_directions, x.shape[0], x.shape[1]
         reset = self.reset
         layer_in = x
+        no_bias = np.zeros(3 * self.hidden_size, self.dtype)
         h_n = np.empty_like(h0)
         caches, masks = [], []
         spare = None
@@ -155,12 +157,13 @@ class GRU(Module):
                 masks.append(None)
             outs = []
             for d in range(D):
-                w_ih, w_hh, b_ih, b_hh = [p if p is None else p.data for p in self._weights(k, d)]
-                assert w_ih is not None and w_hh is not None
-                out, h_n[k * D + d], cache = gru_forward(
-                    layer_in, h0[k * D + d], w_ih, w_hh, b_ih, b_hh, reset=reset, lengths=lengths,
-                    reverse=bool(d), need_cache=train, dtype=self.dtype,
-                    _reuse=spare[k * D + d] if train and spare else None)
+                # validated once, above and in the Parameters: run_forward trusts them
+                w_ih, w_hh, b_ih, b_hh = [no_bias if p is None else p.data
+                                          for p in self._weights(k, d)]
+                layer = Layer(layer_in, w_ih, w_hh, b_ih, b_hh, lengths, bool(d),
+                              reset == "after")
+                out, h_n[k * D + d], cache = run_forward(
+                    layer, h0[k * D + d], train, spare[k * D + d] if train and spare else None)
                 outs.append(out)
                 caches.append(cache)
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
@@ -200,8 +203,9 @@ class GRU(Module):
         for k in reversed(range(L)):
             d_in = None
             for d in range(D):
-                grads = gru_backward(d_layer[:, :, d * H:(d + 1) * H], d_h_n[k * D + d],
-                                     caches[k * D + d])
+                grads = run_backward(caches[k * D + d],
+                                     np.ascontiguousarray(d_layer[:, :, d * H:(d + 1) * H]),
+                                     np.ascontiguousarray(d_h_n[k * D + d]))
                 dx, dh0[k * D + d] = grads[0], grads[1]
                 with grad_lock:   # another thread may be adding into the same .grad
                     for param, g in zip(self._weights(k, d), grads[2:]):
@@ -282,12 +286,14 @@ class GRUCell(Module):
         With train=True, records what ``backward`` needs (a private copy of x, h and the
         gates) on this thread's stack.
         """
+        train = v.flag(train, "train")
         xb, h, unbatched = self._inputs(x, h)
         p = self._params
         b_ih, b_hh = self._biases()
         if train:   # the sequence kernel with T = 1 keeps the cache its backward reads
-            _, out, cache = gru_forward(xb[None], h, p[_W_IH].data, p[_W_HH].data, b_ih, b_hh,
-                                        reset=self.reset, need_cache=True, dtype=self.dtype)
+            layer = Layer(xb[None], p[_W_IH].data, p[_W_HH].data, b_ih, b_hh,
+                          np.ones(len(xb), np.int64), False, self.reset == "after")
+            _, out, cache = run_forward(layer, h, True)
             push_record(self._records, (cache, unbatched))
         else:
             out = self._step(xb, h, b_ih, b_hh)
@@ -322,11 +328,12 @@ class GRUCell(Module):
                              "not yet backpropagated: one backward per train step, the last "
                              "step first; inference calls cell(x, h) record nothing")
         cache, unbatched = record
-        B, H = cache.x.shape[1], self.hidden_size
+        B, H = cache.layer.x.shape[1], self.hidden_size
         dh_next = v.float_array(dh_next, "dh_next", self.dtype,
                                 shape=(H,) if unbatched else (B, H))
         pop_record(self._records)
-        grads = gru_backward(None, dh_next.reshape(B, H), cache)
+        grads = run_backward(cache, np.zeros((1, B, H), self.dtype),
+                             np.ascontiguousarray(dh_next.reshape(B, H)))
         with grad_lock:   # another thread may be adding into the same .grad
             for name, g in zip((_W_IH, _W_HH, _B_IH, _B_HH), grads[2:]):
                 if name in self._params:

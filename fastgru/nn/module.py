@@ -87,7 +87,10 @@ class Parameter:
 
     @data.setter
     def data(self, value):
-        self._data = value
+        """Checked here, once: the layers hand .data to the kernels as it is. The same
+        array (``p.data -= ...``) passes through; another dtype is cast."""
+        self._data = v.float_array(value, "Parameter.data", self._data.dtype,
+                                   shape=self._data.shape)
         self.version += 1
 
     def changed(self):

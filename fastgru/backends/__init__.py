@@ -1,7 +1,7 @@
 """Backend registry: neutral names to implementations, imported on first use.
 
 Each backend module has ``forward`` and ``backward`` with the signatures of
-``fastgru.backends.reference``. Nothing is imported or compiled until a backend
+``fastgru.backends.contract``. Nothing is imported or compiled until a backend
 is asked for, so ``import fastgru`` stays cheap.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ NAMES = ("numba", "cython", "numpy")
 _MODULES = {
     "numba": "fastgru.backends.numba_backend",
     "cython": "fastgru.backends.cython_backend",
-    "numpy": "fastgru.backends.reference",
+    "numpy": "fastgru.backends.numpy_backend",
 }
 _HOW_TO_GET = {
     "numba": "pip install numba",

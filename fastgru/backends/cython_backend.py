@@ -60,5 +60,5 @@ prepare_step = _engine.prepare_step
 
 
 def linear(x, w, b, out):
-    """Same contract as ``reference.linear``."""
+    """Same contract as ``numpy_backend.linear``."""
     _engine.linear(KERNELS, x, w, b, out)

@@ -8,10 +8,10 @@ Both compute each product element as one chain of fused multiply-adds in the sam
 math with the same functions. Where the C kernels in use do not fuse (the baseline x86-64
 variant, FASTGRU_ISA=baseline), the bits differ by design and the test is skipped.
 """
-import numpy as np
 import pytest
 
 import fastgru
+
 from helpers import random_problem, upstream
 
 pytest.importorskip("numba")

@@ -29,11 +29,13 @@ def compute_dtype(arrays, dtype=None) -> np.dtype:
 
 def _is_wide(a):
     """a is a float array of 64 bits or more (what is not an array is left to float_array)."""
+    if a is None:
+        return False
     try:
         dt = _to_numpy(a).dtype
     except (TypeError, ValueError):
         return False
-    return a is not None and dt.kind == "f" and dt.itemsize >= 8
+    return dt.kind == "f" and dt.itemsize >= 8
 
 
 def _to_numpy(a, name="input"):

@@ -46,10 +46,8 @@ def _rows(a):
     return a.reshape(a.shape[0] * a.shape[1], a.shape[2])
 
 
-def _masked_rows(a, lengths):
-    """(T*B, n) copy of a (T, B, n) with the rows of padded steps zeroed."""
-    T, B, _ = a.shape
-    valid = np.arange(T)[:, None] < lengths[None, :]
+def _masked_rows(a, valid):
+    """(T*B, n) copy of a (T, B, n) with the rows of padded steps (valid False) zeroed."""
     return _rows(np.where(valid[:, :, None], a, 0).astype(a.dtype, copy=False))
 
 
@@ -109,17 +107,18 @@ def backward(k, layer, saved, d_out, d_h_n, grads):
     m = _threads.team_size(pieces, 2 * n_rows * G * I)
     _threads.run(k.dx, (_rows(d_ih), _layout.pack(w_ih, nr), _rows(dx),
                             np.zeros((m, _layout.PROJECT_ROWS, Ip), dt)), m)
-    if lengths.min() < T:   # padded steps: 0, even where W_ih holds inf or NaN (0 * inf)
-        dx[np.arange(T)[:, None] >= lengths[None, :]] = 0
+    valid = np.arange(T)[:, None] < lengths[None, :]   # (T, B): False at padded steps
+    if not valid.all():   # padded steps: 0, even where W_ih holds inf or NaN (0 * inf)
+        dx[~valid] = 0
     chunk = _layout.SUM_ROWS if dt == np.float32 else n_rows
     groups = -(-G // 4)
     m = _threads.team_size(groups, 2 * n_rows * G * (I + H))
     bufs = np.zeros((m, 4, nr), dt)
-    xp = _layout.pack(_masked_rows(x, lengths), nr)
+    xp = _layout.pack(_masked_rows(x, valid), nr)
     part_ih = np.empty((G, xp.shape[0] * nr + 1))
     _threads.run(k.sums, (_rows(d_ih), xp, xp, G, chunk, part_ih, bufs), m)
-    hp = _layout.pack(_masked_rows(h_prev, lengths), nr)
-    hn = hp if reset_after else _layout.pack(_masked_rows(aux, lengths), nr)
+    hp = _layout.pack(_masked_rows(h_prev, valid), nr)
+    hn = hp if reset_after else _layout.pack(_masked_rows(aux, valid), nr)
     part_hh = np.empty((G, hp.shape[0] * nr + 1))
     _threads.run(k.sums, (_rows(d_hh), hp, hn,
                               G if reset_after else 2 * H, chunk, part_hh, bufs), m)

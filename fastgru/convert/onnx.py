@@ -305,19 +305,18 @@ def _read_model(onnx, model):
     if isinstance(model, onnx.ModelProto):
         return model, "the model"
     if isinstance(model, (bytes, bytearray, memoryview)):
-        where = "the bytes given"
-        read = lambda: onnx.load_model_from_string(bytes(model))  # noqa: E731
+        source, where = bytes(model), "the bytes given"
     elif isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no ONNX model file at {path!r}")
-        where = repr(path)
-        read = lambda: onnx.load(path)   # noqa: E731  (with the tensors kept beside it, if any)
+        source = os.fspath(model)
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"no ONNX model file at {source!r}")
+        where = repr(source)
     else:
         raise TypeError("model must be a path, bytes or an onnx.ModelProto, "
                         f"got {type(model).__name__} {model!r:.80}")
-    try:
-        parsed = read()
+    try:   # a path through onnx.load: with the tensors kept beside the file, if any
+        parsed = (onnx.load_model_from_string(source) if isinstance(source, bytes)
+                  else onnx.load(source))
     except Exception as exc:   # protobuf's DecodeError, or onnx's own for external data
         raise ValueError(f"{where} is not an ONNX model ({type(exc).__name__}: {exc})") from None
     if not parsed.HasField("graph"):

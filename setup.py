@@ -75,7 +75,8 @@ extensions = [
     Extension("fastgru_ext._gru", ["fastgru_ext/_gru.pyx"], include_dirs=["fastgru_ext"],
               depends=["fastgru_ext/_product.h", "fastgru_ext/_product_variant.h",
                        "fastgru_ext/_sync.h",
-                       "fastgru_ext/_math.pxd"]),
+                       "fastgru_ext/_math.pxd", "fastgru_ext/_rows.pxd",
+                       "fastgru_ext/_checks.pxd"]),
 ]
 
 setup(

@@ -38,10 +38,15 @@ would leave the others waiting at a barrier).
 """
 from cython cimport floating
 from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
 
-import numpy as np
-
+from ._checks cimport (_K_BLOCK, _PROJECT_ROWS, _SUM_GROUPS, _SYNC, _check_backward,
+                       _check_dx, _check_forward, _check_project, _check_step, _check_sums,
+                       _put)
 from ._math cimport _exp32, _exp64, sigmoid_, tanh_
+from ._rows cimport (add_into, add_product, candidate_mix, copy, finish_row, grad_gates,
+                     grad_r, piece, product_of, sigmoid_of_sum, span, sum_of, tanh_mix, zero)
 
 
 cdef extern from "_product.h" nogil:
@@ -63,14 +68,10 @@ cdef extern from "_sync.h" nogil:
     void barrier(int64_t *sync, int nthreads)
 
 
-# fastgru.backends._layout's constants (cython_backend checks that they agree)
-PROJECT_ROWS = 64
-K_BLOCK = 256
-SUM_GROUPS = 16
-cdef enum:
-    _PROJECT_ROWS = 64
-    _K_BLOCK = 256
-    _SUM_GROUPS = 16
+# fastgru.backends._layout's constants (_checks.pxd; cython_backend checks that they agree)
+PROJECT_ROWS = _PROJECT_ROWS
+K_BLOCK = _K_BLOCK
+SUM_GROUPS = _SUM_GROUPS
 
 
 # The product kernels' instruction sets (_product.h's FG_ISA_*), lowest first.
@@ -125,227 +126,6 @@ cdef inline void _tile(Py_ssize_t mr, Py_ssize_t nt, const floating *a, Py_ssize
         tile_f64(mr, nt, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
 
 
-cdef inline void _span(Py_ssize_t n, int tid, int nthreads, Py_ssize_t *lo,
-                       Py_ssize_t *hi) noexcept nogil:
-    """The contiguous share [lo, hi) of n items of thread tid."""
-    lo[0] = n * tid // nthreads
-    hi[0] = n * (tid + 1) // nthreads
-
-
-cdef enum:
-    _MR = 4       # _layout.MR: rows of a tile; a row block is at most B rounded up to it
-    _SYNC = 16    # int64 values of a team's sync (_sync.h)
-
-
-# ---- checks: integer comparisons on the calling thread; a message only on failure ----
-
-cdef tuple _dims(const Py_ssize_t *shape, int ndim):
-    return tuple([shape[k] for k in range(ndim)])
-
-
-cdef int _wrong(str name, const Py_ssize_t *shape, int ndim, tuple want, str what) except -1:
-    """Raise: name must have shape want (what: where it comes from), got its shape."""
-    raise ValueError(f"{name} must have shape ({', '.join(map(str, want))})"
-                     f"{' ' + what if what else ''}, got {_dims(shape, ndim)}")
-
-
-cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t m) noexcept nogil:
-    """As _layout._round_up: n rounded up to a multiple of m, and at least m."""
-    n = (n + m - 1) // m * m
-    return n if n > m else m
-
-
-cdef inline int _expect1(str name, const Py_ssize_t *s, Py_ssize_t a, str what) except -1:
-    if s[0] != a:
-        _wrong(name, s, 1, (a,), what)
-    return 0
-
-
-cdef inline int _expect2(str name, const Py_ssize_t *s, Py_ssize_t a, Py_ssize_t b,
-                         str what) except -1:
-    if s[0] != a or s[1] != b:
-        _wrong(name, s, 2, (a, b), what)
-    return 0
-
-
-cdef inline int _expect3(str name, const Py_ssize_t *s, Py_ssize_t a, Py_ssize_t b,
-                         Py_ssize_t c, str what) except -1:
-    if s[0] != a or s[1] != b or s[2] != c:
-        _wrong(name, s, 3, (a, b, c), what)
-    return 0
-
-
-cdef inline int _check_team(int tid, int nthreads, Py_ssize_t n_sync) except -1:
-    if nthreads < 1 or tid < 0 or tid >= nthreads:
-        raise ValueError(f"tid must be in [0, nthreads) with nthreads >= 1, "
-                         f"got tid={tid}, nthreads={nthreads}")
-    if n_sync < _SYNC:
-        raise ValueError(f"sync must have shape (>= {_SYNC},) (fastgru._threads.new_sync), "
-                         f"got ({n_sync},)")
-    return 0
-
-
-cdef inline int _check_plan(Py_ssize_t rows, Py_ssize_t U, Py_ssize_t B, Py_ssize_t H,
-                            Py_ssize_t NR) except -1:
-    """rows and U as _layout.partition makes them (which bounds every offset)."""
-    if rows < 1 or rows > _round_up(B, _MR):
-        raise ValueError(f"rows must be in [1, {_round_up(B, _MR)}] (B={B} rounded up to a "
-                         f"multiple of {_MR}), got {rows}")
-    if U < NR or U % NR != 0 or U > _round_up(H, NR):
-        raise ValueError(f"U must be a multiple of {NR} in [{NR}, {_round_up(H, NR)}] "
-                         f"(H={H} rounded up to a multiple of {NR}), got {U}")
-    return 0
-
-
-cdef int _check_lengths(const int64_t *lens, const Py_ssize_t *shape, Py_ssize_t B,
-                        Py_ssize_t T) except -1:
-    cdef Py_ssize_t b
-    _expect1("lengths", shape, B, "(B,)")
-    for b in range(B):
-        if lens[b] < 0 or lens[b] > T:
-            raise ValueError(f"lengths must be in [0, T] = [0, {T}], got lengths[{b}] = {lens[b]}")
-    return 0
-
-
-# One check per kernel, on the shapes and scalars (not fused: one copy of the code);
-# each argument is named as the kernel's and is its shape. The kernels pass copies of
-# the shapes (_put): with a memoryview's own shape addressed, gcc copies the
-# memoryviews through calls to memcpy (measured on project_team: +400 instructions a
-# call instead of +160, under callgrind).
-
-cdef inline const Py_ssize_t *_put(Py_ssize_t *dst, Py_ssize_t a, Py_ssize_t b=0,
-                                   Py_ssize_t c=0) noexcept nogil:
-    """dst[:3] := a, b, c; returns dst."""
-    dst[0] = a
-    dst[1] = b
-    dst[2] = c
-    return dst
-
-
-cdef int _check_project(Py_ssize_t NR, const Py_ssize_t *x, const Py_ssize_t *wp,
-                        const Py_ssize_t *b, const Py_ssize_t *xg,
-                        int tid, int nthreads, Py_ssize_t n_sync) except -1:
-    cdef Py_ssize_t N = x[0], I = x[1], G = b[0], Gp = xg[1]
-    _check_team(tid, nthreads, n_sync)
-    if xg[0] != N or Gp % NR != 0 or Gp < G:
-        _wrong("xg", xg, 2, (N, "Gp"), f"with Gp >= {G} (b's size) a multiple of {NR} "
-                                       f"(N: x's rows)")
-    _expect3("wp", wp, Gp // NR, I, NR, "(Gp / NR, I, NR): W_ih^T packed by _layout.pack")
-    return 0
-
-
-cdef int _check_forward(Py_ssize_t NR, const Py_ssize_t *xg, const Py_ssize_t *wf,
-                        const Py_ssize_t *b_hh, const int64_t *lens, const Py_ssize_t *lengths,
-                        bint keep, Py_ssize_t rows, Py_ssize_t U, const Py_ssize_t *hbuf,
-                        const Py_ssize_t *rh, const Py_ssize_t *scratch, const Py_ssize_t *out,
-                        const Py_ssize_t *h_prev, const Py_ssize_t *gates, const Py_ssize_t *aux,
-                        int tid, int nthreads, Py_ssize_t n_sync) except -1:
-    cdef Py_ssize_t T = xg[0], B = xg[1], Gp = xg[2], H = hbuf[2]
-    cdef Py_ssize_t chunks, pieces, kept
-    _check_team(tid, nthreads, n_sync)
-    _check_plan(rows, U, B, H, NR)
-    chunks = (H + U - 1) // U
-    pieces = chunks * ((B + rows - 1) // rows)
-    if Gp % NR != 0 or Gp < 3 * H:
-        _wrong("xg", xg, 3, (T, B, "Gp"),
-               f"with Gp >= 3H = {3 * H} a multiple of {NR} (H: hbuf's last dimension)")
-    _expect3("wf", wf, chunks * 3 * (U // NR), H, NR,
-             "(chunks * 3U / NR, H, NR): W_hh packed by _layout.pack_forward")
-    _expect1("b_hh", b_hh, 3 * H, "(3H,)")
-    _check_lengths(lens, lengths, B, T)
-    _expect3("hbuf", hbuf, 2, B, H, "(2, B, H)")
-    _expect2("rh", rh, B, H, "(B, H)")
-    if scratch[0] != pieces or scratch[1] != rows or scratch[2] < 3 * U:
-        _wrong("scratch", scratch, 3, (pieces, rows, f">= {3 * U}"), "(pieces, rows, >= 3U)")
-    _expect3("out", out, T, B, H, "(T, B, H)")
-    kept = T if keep else 0
-    _expect3("h_prev", h_prev, kept, B, H, "(T, B, H) when keep, else (0, B, H)")
-    _expect3("gates", gates, kept, B, 3 * H, "(T, B, 3H) when keep, else (0, B, 3H)")
-    _expect3("aux", aux, kept, B, H, "(T, B, H) when keep, else (0, B, H)")
-    return 0
-
-
-cdef int _check_backward(Py_ssize_t NR, const Py_ssize_t *d_out, const Py_ssize_t *wb,
-                         const int64_t *lens, const Py_ssize_t *lengths,
-                         Py_ssize_t rows, Py_ssize_t U, const Py_ssize_t *h_prev,
-                         const Py_ssize_t *gates, const Py_ssize_t *aux, const Py_ssize_t *dh,
-                         const Py_ssize_t *dh_dir, const Py_ssize_t *scratch,
-                         const Py_ssize_t *d_ih, const Py_ssize_t *d_hh,
-                         int tid, int nthreads, Py_ssize_t n_sync) except -1:
-    cdef Py_ssize_t T = gates[0], B = gates[1], G = gates[2], H = gates[2] // 3
-    cdef Py_ssize_t chunks, pieces
-    _check_team(tid, nthreads, n_sync)
-    if G % 3 != 0:
-        _wrong("gates", gates, 3, (T, B, "3H"), "")
-    _check_plan(rows, U, B, H, NR)
-    chunks = (H + U - 1) // U
-    pieces = chunks * ((B + rows - 1) // rows)
-    _expect3("d_out", d_out, T, B, H, "(T, B, H)")
-    _expect3("wb", wb, chunks * (U // NR), G, NR,
-             "(chunks * U / NR, 3H, NR): W_hh packed by _layout.pack_backward")
-    _check_lengths(lens, lengths, B, T)
-    _expect3("h_prev", h_prev, T, B, H, "(T, B, H)")
-    _expect3("aux", aux, T, B, H, "(T, B, H)")
-    _expect2("dh", dh, B, H, "(B, H)")
-    _expect2("dh_dir", dh_dir, B, H, "(B, H)")
-    if scratch[0] != pieces or scratch[1] != rows or scratch[2] < U:
-        _wrong("scratch", scratch, 3, (pieces, rows, f">= {U}"), "(pieces, rows, >= U)")
-    _expect3("d_ih", d_ih, T, B, G, "(T, B, 3H)")
-    _expect3("d_hh", d_hh, T, B, G, "(T, B, 3H)")
-    return 0
-
-
-cdef int _check_dx(Py_ssize_t NR, const Py_ssize_t *d_ih, const Py_ssize_t *wp,
-                   const Py_ssize_t *dx, const Py_ssize_t *scratch,
-                   int tid, int nthreads, Py_ssize_t n_sync) except -1:
-    cdef Py_ssize_t N = d_ih[0], G = d_ih[1], I = dx[1], Ip = scratch[2]
-    _check_team(tid, nthreads, n_sync)
-    if dx[0] != N:
-        _wrong("dx", dx, 2, (N, "I"), "(N: d_ih's rows)")
-    if scratch[0] < nthreads or scratch[1] != _PROJECT_ROWS or Ip % NR != 0 or Ip < I:
-        _wrong("scratch", scratch, 3, (f">= {nthreads}", _PROJECT_ROWS, "Ip"),
-               f"with Ip >= I = {I} a multiple of {NR} (nthreads, PROJECT_ROWS, Ip)")
-    _expect3("wp", wp, Ip // NR, G, NR, "(Ip / NR, 3H, NR): W_ih packed by _layout.pack")
-    return 0
-
-
-cdef int _check_sums(Py_ssize_t NR, const Py_ssize_t *d, const Py_ssize_t *xp,
-                     const Py_ssize_t *xp_n, Py_ssize_t n_split, Py_ssize_t chunk,
-                     const Py_ssize_t *part, const Py_ssize_t *tile_buf,
-                     int tid, int nthreads, Py_ssize_t n_sync) except -1:
-    cdef Py_ssize_t N = d[0], G = d[1], tiles = xp[0]
-    _check_team(tid, nthreads, n_sync)
-    _expect3("xp", xp, tiles, N, NR, "(Ip / NR, N, NR): x packed by _layout.pack (N: d's rows)")
-    _expect3("xp_n", xp_n, tiles, N, NR, "(as xp)")
-    if n_split < 0 or n_split > G:
-        raise ValueError(f"n_split must be in [0, G] = [0, {G}] (G: d's columns), got {n_split}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
-    _expect2("part", part, G, tiles * NR + 1, "(G, Ip + 1)")
-    if tile_buf[0] < nthreads or tile_buf[1] != 4 or tile_buf[2] != NR:
-        _wrong("tile_buf", tile_buf, 3, (f">= {nthreads}", 4, NR), "(nthreads, 4, NR)")
-    return 0
-
-
-cdef int _check_step(Py_ssize_t NR, const Py_ssize_t *x, const Py_ssize_t *h,
-                     const Py_ssize_t *wp_ih, const Py_ssize_t *wf, const Py_ssize_t *b_ih,
-                     const Py_ssize_t *b_hh, Py_ssize_t U, const Py_ssize_t *out) except -1:
-    cdef Py_ssize_t B = h[0], H = h[1], G = 3 * h[1]
-    if x[0] != B:
-        _wrong("x", x, 2, (B, "I"), "(B: h's rows)")
-    if U < NR or U % NR != 0 or U > _round_up(H, NR):
-        raise ValueError(f"U must be a multiple of {NR} in [{NR}, {_round_up(H, NR)}] "
-                         f"(H={H} rounded up to a multiple of {NR}), got {U}")
-    _expect3("wp_ih", wp_ih, (G + NR - 1) // NR, x[1], NR,
-             "(3H / NR rounded up, I, NR): W_ih^T packed by _layout.pack")
-    _expect3("wf", wf, (H + U - 1) // U * 3 * (U // NR), H, NR,
-             "(chunks * 3U / NR, H, NR): W_hh packed by _layout.pack_forward")
-    _expect1("b_ih", b_ih, G, "(3H,)")
-    _expect1("b_hh", b_hh, G, "(3H,)")
-    _expect2("out", out, B, H, "(B, H)")
-    return 0
-
-
 cdef void _product(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize_t m,
                    const floating *w, Py_ssize_t w_tile, Py_ssize_t n_tiles, Py_ssize_t K_all,
                    Py_ssize_t k_first, Py_ssize_t K, floating *c, Py_ssize_t ldc,
@@ -381,209 +161,106 @@ cdef void _product(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize
         k0 += k_block
 
 
-cdef void _project(const floating[:, ::1] x, const floating[:, :, ::1] wp,
-                   const floating[::1] b, floating[:, ::1] xg,
-                   int tid, int nthreads, int64_t[::1] sync) noexcept:
+cdef void _project(const floating *x, Py_ssize_t N, Py_ssize_t I, const floating *wp,
+                   const floating *b, Py_ssize_t G, floating *xg, Py_ssize_t Gp,
+                   int tid, int nthreads) noexcept nogil:
     """xg (N, Gp) := x (N, I) W_ih^T + b, rows cut into fixed pieces; wp is W_ih^T
     packed ((Gp / NR), I, NR); Gp is 3H rounded up to NR."""
-    cdef Py_ssize_t N = x.shape[0], I = x.shape[1], G = b.shape[0], Gp = xg.shape[1]
     cdef Py_ssize_t pieces, lo, hi, p, r0, m, i, j
-    cdef floating *xgp = &xg[0, 0]
     cdef floating *row
-    cdef Py_ssize_t NR = _nr(xgp)
+    cdef Py_ssize_t NR = _nr(xg)
     if nthreads <= 0:
         return
-    with nogil:
-        pieces = (N + _PROJECT_ROWS - 1) // _PROJECT_ROWS
-        _span(pieces, tid, nthreads, &lo, &hi)
-        for p in range(lo, hi):
-            r0 = p * _PROJECT_ROWS
-            m = (N if N < r0 + _PROJECT_ROWS else r0 + _PROJECT_ROWS) - r0
-            _product(&x[0, 0], r0 * I, I, m, &wp[0, 0, 0], 0, Gp // NR, I, 0, I,
-                     xgp + r0 * Gp, Gp, _K_BLOCK)
-            for i in range(r0, r0 + m):
-                row = xgp + i * Gp
-                for j in range(G):
-                    row[j] += b[j]
+    pieces = (N + _PROJECT_ROWS - 1) // _PROJECT_ROWS
+    span(pieces, tid, nthreads, &lo, &hi)
+    for p in range(lo, hi):
+        r0 = p * _PROJECT_ROWS
+        m = (N if N < r0 + _PROJECT_ROWS else r0 + _PROJECT_ROWS) - r0
+        _product(x, r0 * I, I, m, wp, 0, Gp // NR, I, 0, I, xg + r0 * Gp, Gp, _K_BLOCK)
+        for i in range(r0, r0 + m):
+            row = xg + i * Gp
+            for j in range(G):
+                row[j] += b[j]
 
 
-cdef void _forward(const floating[:, :, ::1] xg, const floating[:, :, ::1] wf,
-                   const floating[::1] b_hh, const int64_t[::1] lengths,
-                   bint reverse, bint reset_after, bint keep, Py_ssize_t rows, Py_ssize_t U,
-                   floating[:, :, ::1] hbuf, floating[:, ::1] rh, floating[:, :, ::1] scratch,
-                   floating[:, :, ::1] out, floating[:, :, ::1] h_prev,
-                   floating[:, :, ::1] gates, floating[:, :, ::1] aux,
-                   int tid, int nthreads, int64_t[::1] sync) noexcept:
+cdef void _forward(const floating *xgp, Py_ssize_t T, Py_ssize_t B, Py_ssize_t Gp,
+                   const floating *wfp, const floating *b_r, const int64_t *lens,
+                   bint reverse, bint reset_after, bint need_cache, Py_ssize_t rows,
+                   Py_ssize_t U, Py_ssize_t H, floating *hflat, floating *rhf, floating *scrp,
+                   Py_ssize_t G4, floating *outp, floating *hpp, floating *gp, floating *axp,
+                   int tid, int nthreads, int64_t *syncp) noexcept nogil:
     """The recurrence. xg (T, B, Gp): the projection; wf: W_hh packed per chunk
-    (_layout.pack_forward); hbuf (2, B, H): the state, double-buffered (step s reads
-    hbuf[s % 2] and writes hbuf[1 - s % 2]); rh (B, H): r * h for reset="before";
-    scratch (pieces, rows, 3U). out (T, B, H); when keep, h_prev, gates (T, B, 3H)
-    and aux (hn_lin, or r * h) are filled for backward."""
-    cdef Py_ssize_t T = xg.shape[0], B = xg.shape[1], Gp = xg.shape[2]
-    cdef Py_ssize_t H = hbuf.shape[2]
-    cdef Py_ssize_t chunks, row_blocks, lo, hi, tiles, s, t, cur, p, ch, r0, m, u0, nu
-    cdef Py_ssize_t i, j, b, U3 = 3 * U
-    cdef const floating *xgp = &xg[0, 0, 0]
-    cdef const floating *wfp = &wf[0, 0, 0]
-    cdef const floating *bh = &b_hh[0]
-    cdef const int64_t *lens = &lengths[0]
-    cdef floating *hflat = &hbuf[0, 0, 0]
-    cdef floating *rhf = &rh[0, 0]
-    cdef floating *scrp = &scratch[0, 0, 0]
-    cdef floating *outp = &out[0, 0, 0]
-    cdef floating *hpp = &h_prev[0, 0, 0]
-    cdef floating *gp = &gates[0, 0, 0]
-    cdef floating *axp = &aux[0, 0, 0]
-    cdef int64_t *syncp = &sync[0]
+    (_layout.pack_forward); b_r: b_hh (3H,); hbuf (2, B, H): the state,
+    double-buffered (step s reads hbuf[s % 2] and writes hbuf[1 - s % 2]); rh (B, H):
+    r * h for reset="before"; scratch (pieces, rows, G4 >= 4U): the piece's product
+    (r, z, n) and hn_lin. out (T, B, H); when need_cache, h_prev, gates (T, B, 3H)
+    and aux (hn_lin, or r * h) are filled for backward. Each array is given by its
+    first element."""
+    cdef Py_ssize_t chunks, row_blocks, lo, hi, tiles, s, t, cur, p, ch, r0, m, u0, nu, i, b
+    cdef const floating *b_z = b_r + H
+    cdef const floating *b_n = b_r + 2 * H
     cdef Py_ssize_t NR = _nr(hflat)
     cdef floating *h
     cdef floating *h_new
-    cdef floating *sf
-    cdef floating *hh
-    cdef floating *hr
-    cdef floating *hw
-    cdef floating *o
-    cdef floating *gk
-    cdef floating *ak
-    cdef floating *hk
-    cdef floating *rhr
+    cdef floating *scr
+    cdef floating *row
+    cdef floating *h_old
     cdef const floating *g
-    cdef floating z, n, v, one = 1
+    cdef bint valid
     if rows <= 0 or U <= 0 or nthreads <= 0:   # nothing to do (B = 0), and no division by 0
         return
-    with nogil:
-        chunks = (H + U - 1) // U
-        row_blocks = (B + rows - 1) // rows
-        _span(chunks * row_blocks, tid, nthreads, &lo, &hi)
-        tiles = U // NR
-        for s in range(T):
-            t = T - 1 - s if reverse else s
-            cur = s % 2
-            h = hflat + cur * B * H
-            h_new = hflat + (1 - cur) * B * H
+    chunks = (H + U - 1) // U
+    row_blocks = (B + rows - 1) // rows
+    span(chunks * row_blocks, tid, nthreads, &lo, &hi)
+    tiles = U // NR
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        cur = s % 2
+        h = hflat + cur * B * H
+        h_new = hflat + (1 - cur) * B * H
+        for p in range(lo, hi):   # the product of the piece's rows and units, its r and z
+            ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+            scr = scrp + p * rows * G4
+            _product(hflat, cur * B * H + r0 * H, H, m, wfp, ch * 3 * tiles,
+                     (3 if reset_after else 2) * tiles, H, 0, H, scr, G4, _K_BLOCK)
+            for i in range(m):
+                b = r0 + i
+                g = xgp + (t * B + b) * Gp
+                row = scr + i * G4   # r, z, n, hn_lin: row, row + U, row + 2U, row + 3U
+                h_old = h + b * H + u0
+                valid = t < lens[b]
+                sigmoid_of_sum(g + u0, row, b_r + u0, nu)
+                sigmoid_of_sum(g + H + u0, row + U, b_z + u0, nu)
+                if reset_after:
+                    if valid:
+                        add_into(row + 2 * U, b_n + u0, nu)   # n holds hn_lin = h W_hn^T + b_hn
+                        if need_cache:
+                            copy(row + 2 * U, row + 3 * U, nu)
+                        candidate_mix(g + 2 * H + u0, row, row + 2 * U, row + U, h_old,
+                                      h_new + b * H + u0, outp + (t * B + b) * H + u0, nu)
+                    finish_row(t, b, u0, valid, need_cache, H, row, row + U, row + 2 * U,
+                               row + 3 * U, h_old, h_new, outp, hpp, gp, axp, B, nu)
+                else:
+                    product_of(row, h_old, rhf + b * H + u0, nu)
+        if not reset_after:
+            barrier(syncp, nthreads)    # the n product needs all of r * h
             for p in range(lo, hi):
-                ch = p // row_blocks
-                r0 = (p % row_blocks) * rows
-                m = (B if B < r0 + rows else r0 + rows) - r0
-                u0 = ch * U
-                nu = (H if H < u0 + U else u0 + U) - u0
-                sf = scrp + p * rows * U3
-                _product(hflat, cur * B * H + r0 * H, H, m, wfp, ch * 3 * tiles,
-                         3 * tiles if reset_after else 2 * tiles, H, 0, H, sf, U3, _K_BLOCK)
+                ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+                scr = scrp + p * rows * G4
+                _product(rhf, r0 * H, H, m, wfp, ch * 3 * tiles + 2 * tiles, tiles, H, 0, H,
+                         scr + 2 * U, G4, _K_BLOCK)
                 for i in range(m):
                     b = r0 + i
                     g = xgp + (t * B + b) * Gp
-                    hh = sf + i * U3
-                    hr = h + b * H + u0
-                    for j in range(nu):
-                        hh[j] = sigmoid_(g[u0 + j] + hh[j] + bh[u0 + j])
-                    for j in range(nu):
-                        hh[U + j] = sigmoid_(g[H + u0 + j] + hh[U + j] + bh[H + u0 + j])
-                    if reset_after:
-                        for j in range(nu):
-                            hh[2 * U + j] = hh[2 * U + j] + bh[2 * H + u0 + j]
-                        hw = h_new + b * H + u0
-                        o = outp + (t * B + b) * H + u0
-                        if t < lens[b]:
-                            if keep:
-                                gk = gp + (t * B + b) * 3 * H + u0
-                                ak = axp + (t * B + b) * H + u0
-                                for j in range(nu):
-                                    z = hh[U + j]
-                                    n = tanh_(g[2 * H + u0 + j] + hh[j] * hh[2 * U + j])
-                                    v = (one - z) * n + z * hr[j]
-                                    hw[j] = v
-                                    o[j] = v
-                                    gk[j] = hh[j]
-                                    gk[H + j] = z
-                                    gk[2 * H + j] = n
-                                    ak[j] = hh[2 * U + j]
-                            else:
-                                for j in range(nu):
-                                    z = hh[U + j]
-                                    n = tanh_(g[2 * H + u0 + j] + hh[j] * hh[2 * U + j])
-                                    v = (one - z) * n + z * hr[j]
-                                    hw[j] = v
-                                    o[j] = v
-                        else:   # past the end: state frozen, output 0
-                            for j in range(nu):
-                                hw[j] = hr[j]
-                                o[j] = 0
-                            if keep:
-                                gk = gp + (t * B + b) * 3 * H + u0
-                                ak = axp + (t * B + b) * H + u0
-                                for j in range(nu):
-                                    gk[j] = 0
-                                    gk[H + j] = 0
-                                    gk[2 * H + j] = 0
-                                    ak[j] = 0
-                        if keep:
-                            hk = hpp + (t * B + b) * H + u0
-                            for j in range(nu):
-                                hk[j] = hr[j]
-                    else:
-                        rhr = rhf + b * H + u0
-                        for j in range(nu):
-                            rhr[j] = hh[j] * hr[j]
-            if not reset_after:
-                barrier(syncp, nthreads)    # the n product needs all of r * h
-                for p in range(lo, hi):
-                    ch = p // row_blocks
-                    r0 = (p % row_blocks) * rows
-                    m = (B if B < r0 + rows else r0 + rows) - r0
-                    u0 = ch * U
-                    nu = (H if H < u0 + U else u0 + U) - u0
-                    sf = scrp + p * rows * U3
-                    _product(rhf, r0 * H, H, m, wfp, ch * 3 * tiles + 2 * tiles, tiles, H, 0, H,
-                             sf + 2 * U, U3, _K_BLOCK)
-                    for i in range(m):
-                        b = r0 + i
-                        g = xgp + (t * B + b) * Gp
-                        hh = sf + i * U3
-                        hr = h + b * H + u0
-                        hw = h_new + b * H + u0
-                        o = outp + (t * B + b) * H + u0
-                        if t < lens[b]:
-                            if keep:
-                                gk = gp + (t * B + b) * 3 * H + u0
-                                ak = axp + (t * B + b) * H + u0
-                                rhr = rhf + b * H + u0
-                                for j in range(nu):
-                                    z = hh[U + j]
-                                    n = tanh_(g[2 * H + u0 + j] + hh[2 * U + j]
-                                              + bh[2 * H + u0 + j])
-                                    v = (one - z) * n + z * hr[j]
-                                    hw[j] = v
-                                    o[j] = v
-                                    gk[j] = hh[j]
-                                    gk[H + j] = z
-                                    gk[2 * H + j] = n
-                                    ak[j] = rhr[j]
-                            else:
-                                for j in range(nu):
-                                    z = hh[U + j]
-                                    n = tanh_(g[2 * H + u0 + j] + hh[2 * U + j]
-                                              + bh[2 * H + u0 + j])
-                                    v = (one - z) * n + z * hr[j]
-                                    hw[j] = v
-                                    o[j] = v
-                        else:
-                            for j in range(nu):
-                                hw[j] = hr[j]
-                                o[j] = 0
-                            if keep:
-                                gk = gp + (t * B + b) * 3 * H + u0
-                                ak = axp + (t * B + b) * H + u0
-                                for j in range(nu):
-                                    gk[j] = 0
-                                    gk[H + j] = 0
-                                    gk[2 * H + j] = 0
-                                    ak[j] = 0
-                        if keep:
-                            hk = hpp + (t * B + b) * H + u0
-                            for j in range(nu):
-                                hk[j] = hr[j]
-            barrier(syncp, nthreads)
+                    row = scr + i * G4
+                    h_old = h + b * H + u0
+                    valid = t < lens[b]
+                    if valid:
+                        tanh_mix(g + 2 * H + u0, row + 2 * U, b_n + u0, row + U, h_old,
+                                 h_new + b * H + u0, outp + (t * B + b) * H + u0, nu)
+                    finish_row(t, b, u0, valid, need_cache, H, row, row + U, row + 2 * U,
+                               rhf + b * H + u0, h_old, h_new, outp, hpp, gp, axp, B, nu)
+        barrier(syncp, nthreads)
 
 
 def project_team(const floating[:, ::1] x not None, const floating[:, :, ::1] wp not None,
@@ -595,26 +272,28 @@ def project_team(const floating[:, ::1] x not None, const floating[:, :, ::1] wp
     _check_project(_nr(<floating *> NULL), _put(sh, x.shape[0], x.shape[1]),
                    _put(sh + 3, wp.shape[0], wp.shape[1], wp.shape[2]), _put(sh + 6, b.shape[0]),
                    _put(sh + 9, xg.shape[0], xg.shape[1]), tid, nthreads, sync.shape[0])
-    _project(x, wp, b, xg, tid, nthreads, sync)
+    with nogil:
+        _project(&x[0, 0], x.shape[0], x.shape[1], &wp[0, 0, 0], &b[0], b.shape[0], &xg[0, 0],
+                 xg.shape[1], tid, nthreads)
 
 
 def forward_team(const floating[:, :, ::1] xg not None, const floating[:, :, ::1] wf not None,
                  const floating[::1] b_hh not None, const int64_t[::1] lengths not None,
-                 bint reverse, bint reset_after, bint keep, Py_ssize_t rows, Py_ssize_t U,
+                 bint reverse, bint reset_after, bint need_cache, Py_ssize_t rows, Py_ssize_t U,
                  floating[:, :, ::1] hbuf not None, floating[:, ::1] rh not None,
                  floating[:, :, ::1] scratch not None,
                  floating[:, :, ::1] out not None, floating[:, :, ::1] h_prev not None,
                  floating[:, :, ::1] gates not None, floating[:, :, ::1] aux not None,
                  int tid, int nthreads, int64_t[::1] sync not None):
     """The recurrence (see _forward). T, B from xg, H from hbuf; rows and U as
-    _layout.partition(B, H) gives them; scratch (pieces, rows, >= 3U) with pieces =
-    chunks * row_blocks; h_prev, aux (T, B, H) and gates (T, B, 3H) when keep, else
+    _layout.partition(B, H) gives them; scratch (pieces, rows, >= 4U) with pieces =
+    chunks * row_blocks; h_prev, aux (T, B, H) and gates (T, B, 3H) when need_cache, else
     (0, B, H) and (0, B, 3H)."""
     cdef Py_ssize_t sh[36]
     _check_forward(_nr(<floating *> NULL), _put(sh, xg.shape[0], xg.shape[1], xg.shape[2]),
                    _put(sh + 3, wf.shape[0], wf.shape[1], wf.shape[2]),
                    _put(sh + 6, b_hh.shape[0]), &lengths[0], _put(sh + 9, lengths.shape[0]),
-                   keep, rows, U, _put(sh + 12, hbuf.shape[0], hbuf.shape[1], hbuf.shape[2]),
+                   need_cache, rows, U, _put(sh + 12, hbuf.shape[0], hbuf.shape[1], hbuf.shape[2]),
                    _put(sh + 15, rh.shape[0], rh.shape[1]),
                    _put(sh + 18, scratch.shape[0], scratch.shape[1], scratch.shape[2]),
                    _put(sh + 21, out.shape[0], out.shape[1], out.shape[2]),
@@ -622,8 +301,11 @@ def forward_team(const floating[:, :, ::1] xg not None, const floating[:, :, ::1
                    _put(sh + 27, gates.shape[0], gates.shape[1], gates.shape[2]),
                    _put(sh + 30, aux.shape[0], aux.shape[1], aux.shape[2]),
                    tid, nthreads, sync.shape[0])
-    _forward(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U, hbuf, rh, scratch,
-             out, h_prev, gates, aux, tid, nthreads, sync)
+    with nogil:
+        _forward(&xg[0, 0, 0], xg.shape[0], xg.shape[1], xg.shape[2], &wf[0, 0, 0], &b_hh[0],
+                 &lengths[0], reverse, reset_after, need_cache, rows, U, hbuf.shape[2],
+                 &hbuf[0, 0, 0], &rh[0, 0], &scratch[0, 0, 0], scratch.shape[2], &out[0, 0, 0],
+                 &h_prev[0, 0, 0], &gates[0, 0, 0], &aux[0, 0, 0], tid, nthreads, &sync[0])
 
 
 def step(const floating[:, ::1] x not None, const floating[:, ::1] h not None,
@@ -644,20 +326,34 @@ def step(const floating[:, ::1] x not None, const floating[:, ::1] h not None,
         return
     cdef Py_ssize_t Gp = (G + NR - 1) // NR * NR
     cdef Py_ssize_t rows = (B + 3) // 4 * 4, chunks = (H + U - 1) // U
-    dt = np.float32 if NR == 16 else np.float64
-    cdef int64_t[::1] sync = np.zeros(16, np.int64)
-    cdef floating[:, :, ::1] xg = np.empty((1, B, Gp), dt)
-    cdef floating[:, :, ::1] hbuf = np.empty((2, B, H), dt)
-    hbuf[0, :, :] = h
-    cdef floating[:, :, ::1] none = np.empty((0, B, H), dt)
-    cdef floating[:, :, ::1] no_gates = np.empty((0, B, G), dt)
-    cdef floating[:, ::1] rh = np.zeros((B, H), dt)
-    cdef floating[:, :, ::1] scratch = np.zeros((chunks, rows, 3 * U), dt)
-    cdef floating[:, :, ::1] out3 = np.asarray(out).reshape(1, B, H)
-    cdef int64_t[::1] lengths = np.ones(B, np.int64)
-    _project(x, wp_ih, b_ih, xg[0], 0, 1, sync)
-    _forward(xg, wf, b_hh, lengths, False, reset_after, False, rows, U,
-             hbuf, rh, scratch, out3, none, no_gates, none, 0, 1, sync)
+    cdef Py_ssize_t n_work = B * Gp + 3 * B * H + chunks * rows * 4 * U
+    cdef Py_ssize_t b, j
+    cdef int64_t sync[_SYNC]
+    cdef int64_t *lens
+    cdef floating *work
+    cdef floating *xg
+    cdef floating *hbuf
+    with nogil:   # one buffer for the projection, the state, r * h and the scratch
+        work = <floating *> calloc(n_work, sizeof(floating))
+        lens = <int64_t *> malloc(B * sizeof(int64_t))
+    if work == NULL or lens == NULL:
+        free(work)
+        free(lens)
+        raise MemoryError()
+    with nogil:
+        memset(sync, 0, sizeof(sync))
+        xg = work
+        hbuf = xg + B * Gp
+        for b in range(B):
+            lens[b] = 1
+            for j in range(H):
+                hbuf[b * H + j] = h[b, j]
+        _project(&x[0, 0], B, x.shape[1], &wp_ih[0, 0, 0], &b_ih[0], G, xg, Gp, 0, 1)
+        _forward(xg, 1, B, Gp, &wf[0, 0, 0], &b_hh[0], lens, False, reset_after, False, rows, U,
+                 H, hbuf, hbuf + 2 * B * H, hbuf + 3 * B * H, 4 * U, &out[0, 0], NULL, NULL,
+                 NULL, 0, 1, sync)
+        free(work)
+        free(lens)
 
 
 def backward_team(const floating[:, :, ::1] d_out not None, const floating[:, :, ::1] wb not None,
@@ -673,7 +369,7 @@ def backward_team(const floating[:, :, ::1] d_out not None, const floating[:, :,
     """Backpropagation through time with the forward's pieces. T, B and 3H from
     gates; rows and U as the forward's. wb: W_hh packed per chunk
     (_layout.pack_backward); dh (B, H) holds d_h_n on entry, dh0 on exit; dh_dir
-    (B, H): the direct part dh_t * z; scratch (pieces, rows, >= U): each piece's
+    (B, H): the direct part dh_t * z; scratch (pieces, rows, >= 2U): each piece's
     product. Writes the pre-activation gradients d_ih and d_hh (T, B, 3H; d_hh is
     d_ih for reset="before"), zero on padded steps."""
     cdef Py_ssize_t sh[36]
@@ -691,11 +387,10 @@ def backward_team(const floating[:, :, ::1] d_out not None, const floating[:, :,
                     _put(sh + 30, d_hh.shape[0], d_hh.shape[1], d_hh.shape[2]),
                     tid, nthreads, sync.shape[0])
     cdef Py_ssize_t T = gates.shape[0], B = gates.shape[1], G = gates.shape[2]
-    cdef Py_ssize_t H = G // 3
+    cdef Py_ssize_t H = G // 3, W2 = scratch.shape[2]
     cdef Py_ssize_t NR = _nr(<floating *> NULL)
     cdef Py_ssize_t chunks = (H + U - 1) // U, row_blocks = (B + rows - 1) // rows
-    cdef Py_ssize_t lo, hi, tiles, s, t, p, ch, r0, m, u0, nu
-    cdef Py_ssize_t i, j, b, K, row3, row1
+    cdef Py_ssize_t lo, hi, tiles, s, t, p, ch, r0, m, u0, nu, i, b, K, row3, row1
     cdef const floating *dop = &d_out[0, 0, 0]
     cdef const floating *wbp = &wb[0, 0, 0]
     cdef const int64_t *lens = &lengths[0]
@@ -707,122 +402,72 @@ def backward_team(const floating[:, :, ::1] d_out not None, const floating[:, :,
     cdef floating *d_ihf = &d_ih[0, 0, 0]
     cdef floating *d_hhf = &d_hh[0, 0, 0]
     cdef floating *scrp = &scratch[0, 0, 0]
-    cdef floating *sf
+    cdef floating *scr
     cdef int64_t *syncp = &sync[0]
-    cdef const floating *gk
-    cdef const floating *hk
-    cdef const floating *ak
-    cdef const floating *dok
-    cdef floating *dhr
-    cdef floating *ddr
-    cdef floating *di
-    cdef floating *dd
-    cdef floating r, z, n, dh_t, dn, dz, dr, drh, one = 1
+    cdef const floating *g
+    cdef floating *gi
+    cdef floating *gh
     with nogil:
-        _span(chunks * row_blocks, tid, nthreads, &lo, &hi)
+        span(chunks * row_blocks, tid, nthreads, &lo, &hi)
         tiles = U // NR
         for s in range(T):
             t = s if reverse else T - 1 - s
             for p in range(lo, hi):   # the gate gradients of this piece's units
-                ch = p // row_blocks
-                r0 = (p % row_blocks) * rows
-                m = (B if B < r0 + rows else r0 + rows) - r0
-                u0 = ch * U
-                nu = (H if H < u0 + U else u0 + U) - u0
-                for b in range(r0, r0 + m):
-                    row3 = (t * B + b) * G + u0
+                ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+                scr = scrp + p * rows * W2
+                for i in range(m):
+                    b = r0 + i
+                    row3 = (t * B + b) * G
                     row1 = (t * B + b) * H + u0
-                    gk = gp + row3
-                    hk = hpp + row1
-                    ak = axp + row1
-                    dok = dop + row1
-                    dhr = dhp + b * H + u0
-                    ddr = ddp + b * H + u0
-                    di = d_ihf + row3
-                    dd = d_hhf + row3
+                    gi = d_ihf + row3   # dr, dz, dn: gi + u0, gi + H + u0, gi + 2H + u0
+                    gh = d_hhf + row3
                     if t < lens[b]:
+                        g = gp + row3   # r, z, n: g + u0, g + H + u0, g + 2H + u0
+                        grad_gates(dhp + b * H + u0, dop + row1, g + H + u0, g + 2 * H + u0,
+                                   hpp + row1, scr + i * W2 + U, ddp + b * H + u0,
+                                   gi + H + u0, gi + 2 * H + u0, nu)
                         if reset_after:
-                            for j in range(nu):
-                                r = gk[j]
-                                z = gk[H + j]
-                                n = gk[2 * H + j]
-                                dh_t = dhr[j] + dok[j]
-                                dn = dh_t * (one - z) * (one - n * n)
-                                dz = dh_t * (hk[j] - n) * z * (one - z)
-                                ddr[j] = dh_t * z
-                                di[H + j] = dz
-                                di[2 * H + j] = dn
-                                dr = dn * ak[j] * r * (one - r)
-                                di[j] = dr
-                                dd[j] = dr
-                                dd[H + j] = dz
-                                dd[2 * H + j] = dn * r
-                        else:
-                            for j in range(nu):
-                                z = gk[H + j]
-                                n = gk[2 * H + j]
-                                dh_t = dhr[j] + dok[j]
-                                dn = dh_t * (one - z) * (one - n * n)
-                                dz = dh_t * (hk[j] - n) * z * (one - z)
-                                ddr[j] = dh_t * z
-                                di[H + j] = dz
-                                di[2 * H + j] = dn
+                            grad_r(gi + 2 * H + u0, axp + row1, g + u0, gi + u0, nu)
+                            copy(gi + u0, gh + u0, nu)
+                            copy(gi + H + u0, gh + H + u0, nu)
+                            product_of(gi + 2 * H + u0, g + u0, gh + 2 * H + u0, nu)
                     else:
-                        for j in range(nu):
-                            ddr[j] = dhr[j]
-                            di[j] = 0
-                            di[H + j] = 0
-                            di[2 * H + j] = 0
-                            dd[j] = 0
-                            dd[H + j] = 0
-                            dd[2 * H + j] = 0
+                        copy(dhp + b * H + u0, ddp + b * H + u0, nu)
+                        zero(gi + u0, nu)
+                        zero(gi + H + u0, nu)
+                        zero(gi + 2 * H + u0, nu)
+                        if reset_after:
+                            zero(gh + u0, nu)
+                            zero(gh + H + u0, nu)
+                            zero(gh + 2 * H + u0, nu)
             barrier(syncp, nthreads)
             if not reset_after:   # r's gradient needs drh = dn_pre W_hn over all units
                 for p in range(lo, hi):
-                    ch = p // row_blocks
-                    r0 = (p % row_blocks) * rows
-                    m = (B if B < r0 + rows else r0 + rows) - r0
-                    u0 = ch * U
-                    nu = (H if H < u0 + U else u0 + U) - u0
-                    sf = scrp + p * rows * U
+                    ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+                    scr = scrp + p * rows * W2
                     # rows 2H..3H of each packed tile: the n gate's
                     _product(d_ihf, (t * B + r0) * G + 2 * H, G, m, wbp, ch * tiles,
-                             tiles, G, 2 * H, H, sf, U, _K_BLOCK)
+                             tiles, G, 2 * H, H, scr, W2, _K_BLOCK)
                     for i in range(m):
                         b = r0 + i
                         if t < lens[b]:
                             row3 = (t * B + b) * G + u0
                             row1 = (t * B + b) * H + u0
-                            gk = gp + row3
-                            hk = hpp + row1
-                            di = d_ihf + row3
-                            ddr = ddp + b * H + u0
-                            for j in range(nu):
-                                r = gk[j]
-                                drh = sf[i * U + j]
-                                di[j] = drh * hk[j] * r * (one - r)
-                                ddr[j] += drh * r
+                            grad_r(scr + i * W2, hpp + row1, gp + row3, d_ihf + row3, nu)
+                            add_product(ddp + b * H + u0, scr + i * W2, gp + row3, nu)
                 barrier(syncp, nthreads)
-            K = G if reset_after else 2 * H
             for p in range(lo, hi):   # dh for this piece's units: direct + d W_hh
-                ch = p // row_blocks
-                r0 = (p % row_blocks) * rows
-                m = (B if B < r0 + rows else r0 + rows) - r0
-                u0 = ch * U
-                nu = (H if H < u0 + U else u0 + U) - u0
-                sf = scrp + p * rows * U
+                ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+                scr = scrp + p * rows * W2
+                K = G if reset_after else 2 * H
                 _product(d_hhf, (t * B + r0) * G, G, m, wbp, ch * tiles, tiles, G, 0, K,
-                         sf, U, _K_BLOCK)
+                         scr, W2, _K_BLOCK)
                 for i in range(m):
                     b = r0 + i
-                    dhr = dhp + b * H + u0
-                    ddr = ddp + b * H + u0
                     if t < lens[b]:
-                        for j in range(nu):
-                            dhr[j] = ddr[j] + sf[i * U + j]
+                        sum_of(ddp + b * H + u0, scr + i * W2, dhp + b * H + u0, nu)
                     else:
-                        for j in range(nu):
-                            dhr[j] = ddr[j]
+                        copy(ddp + b * H + u0, dhp + b * H + u0, nu)
 
 
 def dx_team(const floating[:, ::1] d_ih not None, const floating[:, :, ::1] wp not None,
@@ -843,7 +488,7 @@ def dx_team(const floating[:, ::1] d_ih not None, const floating[:, :, ::1] wp n
     cdef floating *dxp = &dx[0, 0]
     with nogil:
         pieces = (N + _PROJECT_ROWS - 1) // _PROJECT_ROWS
-        _span(pieces, tid, nthreads, &lo, &hi)
+        span(pieces, tid, nthreads, &lo, &hi)
         for p in range(lo, hi):
             r0 = p * _PROJECT_ROWS
             m = (N if N < r0 + _PROJECT_ROWS else r0 + _PROJECT_ROWS) - r0
@@ -886,7 +531,7 @@ def sums_team(const floating[:, ::1] d not None, const floating[:, :, ::1] xp no
     with nogil:
         Ip = tiles * NR
         groups = (G + 3) // 4
-        _span(groups, tid, nthreads, &lo, &hi)
+        span(groups, tid, nthreads, &lo, &hi)
         for c in range(lo * 4, (G if G < hi * 4 else hi * 4)):
             for j in range(Ip + 1):
                 pp[c * ld + j] = 0.0

@@ -132,7 +132,7 @@ T_, B_, I_, H_ = 3, 6, 5, 20   # float64: 8 columns a tile, so 3H = 60 and I = 5
 KERNELS = ("project_team", "forward_team", "backward_team", "dx_team", "sums_team", "step")
 
 
-def kernel_args(kernel, dt=np.float64, reset_after=True, keep=True):
+def kernel_args(kernel, dt=np.float64, reset_after=True, need_cache=True):
     """The arguments _engine gives `kernel` for a (T_, B_, I_, H_) layer (tid 0 of a team
     of one), by name, in the kernel's order."""
     rng = np.random.default_rng(0)
@@ -147,7 +147,7 @@ def kernel_args(kernel, dt=np.float64, reset_after=True, keep=True):
     rows, U, pieces = plan["rows"], plan["units"], plan["pieces"]
     lengths = np.array([T, 0, 1, T, 2, T], np.int64)
     team = dict(tid=0, nthreads=1, sync=_threads.new_sync())
-    kept = T if keep else 0
+    kept = T if need_cache else 0
     if kernel == "project_team":
         Gp = -(-G // nr) * nr
         a = dict(x=f(T * B, I), wp=_layout.pack(np.ascontiguousarray(w_ih.T), nr), b=f(G),
@@ -155,7 +155,7 @@ def kernel_args(kernel, dt=np.float64, reset_after=True, keep=True):
     elif kernel == "forward_team":
         Gp = -(-G // nr) * nr
         a = dict(xg=f(T, B, Gp), wf=_layout.pack_forward(w_hh, U, nr), b_hh=f(G), lengths=lengths,
-                 reverse=False, reset_after=reset_after, keep=keep, rows=rows, U=U,
+                 reverse=False, reset_after=reset_after, need_cache=need_cache, rows=rows, U=U,
                  hbuf=f(2, B, H), rh=np.zeros((B, H), dt),
                  scratch=np.zeros((pieces, rows, 4 * U), dt), out=np.zeros((T, B, H), dt),
                  h_prev=np.zeros((kept, B, H), dt), gates=np.zeros((kept, B, G), dt),
@@ -250,12 +250,12 @@ MALFORMED = {
         "rh one row short": ("rh", resized(0, -1)),
         "scratch no pieces": ("scratch", resized(0, -1)),
         "scratch rows short": ("scratch", resized(1, -4)),
-        "scratch narrower than 3U": ("scratch", lambda a: np.zeros((1, 8, 40))),
+        "scratch narrower than 4U": ("scratch", lambda a: np.zeros((1, 8, 3 * a.shape[2] // 4))),
         "out one step short": ("out", resized(0, -1)),
         "h_prev not kept": ("h_prev", resized(0, -3)),
         "gates H wide": ("gates", lambda a: np.zeros(a.shape[:2] + (20,))),
         "aux one row short": ("aux", resized(1, -1)),
-        "keep without caches": ("keep", lambda a: True, "h_prev"),
+        "need_cache without caches": ("need_cache", lambda a: True, "h_prev"),
         **TEAM,
     },
     "backward_team": {
@@ -275,7 +275,7 @@ MALFORMED = {
         "dh_dir one unit short": ("dh_dir", resized(1, -1)),
         "scratch no pieces": ("scratch", resized(0, -1)),
         "scratch rows short": ("scratch", resized(1, -4)),
-        "scratch narrower than U": ("scratch", lambda a: np.zeros(a.shape[:2] + (8,))),
+        "scratch narrower than 2U": ("scratch", lambda a: np.zeros(a.shape[:2] + (a.shape[2] // 2,))),
         "d_ih one step short": ("d_ih", resized(0, -1)),
         "d_hh one gate row short": ("d_hh", resized(2, -1)),
         **TEAM,
@@ -330,7 +330,7 @@ MALFORMED_CASES = [pytest.param(kernel, case, id=f"{kernel}-{case}")
 def malformed_args(kernel, case):
     """kernel_args with the one argument that `case` breaks, broken."""
     name, breaks = MALFORMED[kernel][case][:2]
-    args = kernel_args(kernel, keep=case != "keep without caches")
+    args = kernel_args(kernel, need_cache=case != "need_cache without caches")
     args[name] = breaks(args[name])
     return args
 
@@ -356,13 +356,13 @@ def test_malformed_call_raises(kernel, case):
         np.testing.assert_array_equal(args[k], v, err_msg=k)
 
 
-@pytest.mark.parametrize("kernel, reset_after, keep", [
+@pytest.mark.parametrize("kernel, reset_after, need_cache", [
     ("project_team", True, True), ("dx_team", True, True), ("sums_team", True, True),
     ("forward_team", True, True), ("forward_team", False, True), ("forward_team", True, False),
     ("forward_team", False, False), ("backward_team", True, True),
     ("backward_team", False, True), ("step", True, True), ("step", False, True)])
-def test_well_formed_direct_call_runs(kernel, reset_after, keep, dtype):
-    args = kernel_args(kernel, dtype, reset_after, keep)
+def test_well_formed_direct_call_runs(kernel, reset_after, need_cache, dtype):
+    args = kernel_args(kernel, dtype, reset_after, need_cache)
     call(kernel, args)
     for k, v in args.items():
         if isinstance(v, np.ndarray) and v.dtype.kind == "f":
@@ -415,8 +415,8 @@ def test_unconvertible_argument_raises(kernel, case):
 
 def test_error_names_the_argument_and_both_shapes():
     a = malformed_args("forward_team", "scratch no pieces")
-    with pytest.raises(ValueError, match=r"scratch must have shape \(1, 8, >= 72\) "
-                                         r"\(pieces, rows, >= 3U\), got \(0, 8, 96\)"):
+    with pytest.raises(ValueError, match=r"scratch must have shape \(1, 8, >= 96\) "
+                                         r"\(pieces, rows, >= 4U\), got \(0, 8, 96\)"):
         call("forward_team", a)
     a = malformed_args("forward_team", "lengths past T")
     with pytest.raises(ValueError, match=r"lengths must be in \[0, T\] = \[0, 3\], "

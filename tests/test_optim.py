@@ -105,24 +105,19 @@ def _assert_params_close(actual, expected, dtype, what):
 
 # ---------------------------------------------------------------- hand-written references
 
-@pytest.mark.parametrize("options", SGD_OPTIONS, ids=str)
-def test_sgd_matches_naive_loop(rng, options):
-    init, grads = _problem(rng, np.float64)
-    actual = _run_fastgru(SGD, options, init, grads)
-    for k in range(len(init)):
-        for idx in np.ndindex(init[k].shape):
-            expected = naive_sgd(float(init[k][idx]), [float(g[k][idx]) for g in grads], **options)
-            assert actual[k][idx] == pytest.approx(expected, rel=1e-13, abs=1e-13)
+NAIVE = ([(SGD, naive_sgd, options, 1e-13) for options in SGD_OPTIONS]
+         + [(Adam, naive_adam, options, 1e-12) for options in ADAM_OPTIONS])
 
 
-@pytest.mark.parametrize("options", ADAM_OPTIONS, ids=str)
-def test_adam_matches_naive_loop(rng, options):
+@pytest.mark.parametrize("cls, naive, options, rel", NAIVE,
+                         ids=[f"{c.__name__}-{o}" for c, _, o, _ in NAIVE])
+def test_matches_naive_loop(rng, cls, naive, options, rel):
     init, grads = _problem(rng, np.float64)
-    actual = _run_fastgru(Adam, options, init, grads)
+    actual = _run_fastgru(cls, options, init, grads)
     for k in range(len(init)):
         for idx in np.ndindex(init[k].shape):
-            expected = naive_adam(float(init[k][idx]), [float(g[k][idx]) for g in grads], **options)
-            assert actual[k][idx] == pytest.approx(expected, rel=1e-12, abs=1e-13)
+            expected = naive(float(init[k][idx]), [float(g[k][idx]) for g in grads], **options)
+            assert actual[k][idx] == pytest.approx(expected, rel=rel, abs=1e-13)
 
 
 def test_sgd_by_hand():
@@ -186,20 +181,15 @@ def test_zero_grad_and_defaults():
 
 # ---------------------------------------------------------------- torch live
 
-@pytest.mark.parametrize("options", SGD_OPTIONS, ids=str)
-def test_sgd_matches_torch_live(dtype, rng, options):
+@pytest.mark.parametrize("cls, options", [(SGD, o) for o in SGD_OPTIONS]
+                         + [(Adam, o) for o in ADAM_OPTIONS],
+                         ids=[f"SGD-{o}" for o in SGD_OPTIONS] + [f"Adam-{o}" for o in ADAM_OPTIONS])
+def test_matches_torch_live(dtype, rng, cls, options):
     torch = pytest.importorskip("torch")
     init, grads = _problem(rng, dtype)
-    _assert_params_close(_run_fastgru(SGD, options, init, grads),
-                         _run_torch(torch, SGD, options, init, grads), dtype, f"SGD {options}")
-
-
-@pytest.mark.parametrize("options", ADAM_OPTIONS, ids=str)
-def test_adam_matches_torch_live(dtype, rng, options):
-    torch = pytest.importorskip("torch")
-    init, grads = _problem(rng, dtype)
-    _assert_params_close(_run_fastgru(Adam, options, init, grads),
-                         _run_torch(torch, Adam, options, init, grads), dtype, f"Adam {options}")
+    _assert_params_close(_run_fastgru(cls, options, init, grads),
+                         _run_torch(torch, cls, options, init, grads), dtype,
+                         f"{cls.__name__} {options}")
 
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])

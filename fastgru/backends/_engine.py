@@ -17,7 +17,7 @@ from .contract import Saved
 
 class Kernels(NamedTuple):
     project: Callable    # (x, wp, b, xg)
-    forward: Callable    # (xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U, hbuf, rh,
+    forward: Callable    # (xg, wf, b_hh, lengths, reverse, reset_after, need_cache, rows, U, hbuf, rh,
     #                       scratch, out, h_prev, gates, aux)
     backward: Callable   # (d_out, wb, lengths, reverse, reset_after, rows, U, h_prev, gates, aux,
     #                       dh, dh_dir, scratch, d_ih, d_hh)
@@ -58,7 +58,7 @@ def forward(k, layer, h0, out, h_n, saved=None):
     G, H = w_hh.shape
     dt = x.dtype
     nr = _layout.nr_of(dt)
-    keep = saved is not None
+    need_cache = saved is not None
     if saved is None:   # the kernels write nothing into arrays of zero steps
         saved = Saved(np.empty((0, B, H), dt), np.empty((0, B, G), dt), np.empty((0, B, H), dt))
     h_prev, gates, aux = saved
@@ -76,7 +76,7 @@ def forward(k, layer, h0, out, h_n, saved=None):
     rh = np.zeros((B, H), dt)
     scratch = np.zeros((plan["pieces"], rows, 4 * U), dt)
     _threads.run(k.forward, (xg, _layout.pack_forward(w_hh, U, nr), b_hh, lengths, reverse,
-                                 reset_after, keep, rows, U, hbuf, rh, scratch,
+                                 reset_after, need_cache, rows, U, hbuf, rh, scratch,
                                  out, h_prev, gates, aux), n)
     h_n[...] = hbuf[T % 2]
 

@@ -24,17 +24,26 @@ from numba import njit
 from . import _engine
 from ._layout import K_BLOCK, PROJECT_ROWS, SUM_GROUPS
 from ._numba_cache import CACHE
-from ._numba_math import like, sigmoid, tanh
 from ._numba_product import nr_of, tile, tiles_at_once
+from ._numba_rows import (
+    add_into,
+    add_product,
+    candidate_mix,
+    copy,
+    finish_row,
+    grad_gates,
+    grad_r,
+    piece,
+    product_of,
+    sigmoid_of_sum,
+    span,
+    sum_of,
+    tanh_mix,
+    zero,
+)
 from ._numba_sync import barrier
 
 _JIT = dict(nogil=True, cache=CACHE, error_model="numpy")
-
-
-@njit(**_JIT)
-def _span(n, tid, nthreads):
-    """The contiguous share [lo, hi) of n items of thread tid."""
-    return n * tid // nthreads, n * (tid + 1) // nthreads
 
 
 @njit(**_JIT)
@@ -74,7 +83,7 @@ def _project_team(x, wp, b, xg, tid, nthreads, sync):
     NR = nr_of(x.itemsize)
     xf = x.reshape(-1)
     pieces = (N + PROJECT_ROWS - 1) // PROJECT_ROWS
-    lo, hi = _span(pieces, tid, nthreads)
+    lo, hi = span(pieces, tid, nthreads)
     for p in range(lo, hi):
         r0 = p * PROJECT_ROWS
         m = min(N, r0 + PROJECT_ROWS) - r0
@@ -85,103 +94,8 @@ def _project_team(x, wp, b, xg, tid, nthreads, sync):
                 xg[i, j] += b[j]
 
 
-# The gate math, one loop per function over the units of one row: slices in, indexed
-# with j alone, an in-place update written through the very view it reads. Numba then
-# vectorizes each loop (with offsets into whole rows, or two views of one array, the
-# same loop ran scalar: 15-60 ns per unit against 2-4).
-
 @njit(**_JIT)
-def _sigmoid_of_sum(gx, s, bias):
-    """s := sigmoid(gx + s + bias), in place."""
-    for j in range(s.shape[0]):
-        s[j] = sigmoid(gx[j] + s[j] + bias[j])
-
-
-@njit(**_JIT)
-def _tanh_of_sum(gx, s, bias):
-    """s := tanh(gx + s + bias), in place (reset="before"'s n)."""
-    for j in range(s.shape[0]):
-        s[j] = tanh(gx[j] + s[j] + bias[j])
-
-
-@njit(**_JIT)
-def _add_into(s, bias):
-    """s := s + bias, in place."""
-    for j in range(s.shape[0]):
-        s[j] = s[j] + bias[j]
-
-
-@njit(**_JIT)
-def _candidate(gx, r, s):
-    """s := tanh(gx + r * s), in place (reset="after"'s n, s holding hn_lin)."""
-    for j in range(s.shape[0]):
-        s[j] = tanh(gx[j] + r[j] * s[j])
-
-
-@njit(**_JIT)
-def _mix(z, n, h, dst):
-    """dst := (1 - z) * n + z * h, the new state."""
-    one = like(dst, 1.0)
-    for j in range(dst.shape[0]):
-        dst[j] = (one - z[j]) * n[j] + z[j] * h[j]
-
-
-@njit(**_JIT)
-def _product_of(a, b, dst):
-    for j in range(dst.shape[0]):
-        dst[j] = a[j] * b[j]
-
-
-@njit(**_JIT)
-def _sum_of(a, b, dst):
-    for j in range(dst.shape[0]):
-        dst[j] = a[j] + b[j]
-
-
-@njit(**_JIT)
-def _copy(src, dst):
-    for j in range(dst.shape[0]):
-        dst[j] = src[j]
-
-
-@njit(**_JIT)
-def _zero(dst):
-    for j in range(dst.shape[0]):
-        dst[j] = 0.0
-
-
-@njit(**_JIT)
-def _finish_row(t, b, u0, valid, keep, H, r, z, n, aux_row, h_old, h_new, out,
-                h_prev, gates, aux):
-    """The state and outputs of one row's units after its gates: n and the new state
-    (already in h_new[b] when valid); the caches when kept; a padded step keeps the
-    state and gives 0."""
-    nu = r.shape[0]
-    u1 = u0 + nu
-    hn = h_new[b, u0:u1]
-    o = out[t, b, u0:u1]
-    if valid:
-        _copy(hn, o)
-    else:
-        _copy(h_old, hn)
-        _zero(o)
-    if keep:
-        _copy(h_old, h_prev[t, b, u0:u1])
-        g = gates[t, b]
-        if valid:
-            _copy(r, g[u0:u1])
-            _copy(z, g[H + u0:H + u1])
-            _copy(n, g[2 * H + u0:2 * H + u1])
-            _copy(aux_row, aux[t, b, u0:u1])
-        else:
-            _zero(g[u0:u1])
-            _zero(g[H + u0:H + u1])
-            _zero(g[2 * H + u0:2 * H + u1])
-            _zero(aux[t, b, u0:u1])
-
-
-@njit(**_JIT)
-def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  # IN
+def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, need_cache, rows, U,  # IN
                   hbuf, rh, scratch,  # WORK: hbuf[0] holds h0 on entry
                   out, h_prev, gates, aux,  # OUT
                   tid, nthreads, sync):
@@ -189,14 +103,14 @@ def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  #
     (_layout.pack_forward); hbuf (2, B, H): the state, double-buffered (step s reads
     hbuf[s % 2] and writes hbuf[1 - s % 2]); rh (B, H): r * h for reset="before";
     scratch (pieces, rows, 4U): the piece's product (r, z, n) and hn_lin.
-    out (T, B, H); when keep, h_prev, gates (T, B, 3H) and aux (hn_lin, or r * h)
-    are filled for backward."""
+    out (T, B, H); when need_cache, h_prev, gates (T, B, 3H) and aux (hn_lin, or
+    r * h) are filled for backward."""
     T, B, _ = xg.shape
     H = hbuf.shape[2]
     NR = nr_of(xg.itemsize)
     chunks = (H + U - 1) // U
     row_blocks = (B + rows - 1) // rows
-    lo, hi = _span(chunks * row_blocks, tid, nthreads)
+    lo, hi = span(chunks * row_blocks, tid, nthreads)
     tiles = U // NR
     G4 = scratch.shape[2]
     hflat = hbuf.reshape(-1)
@@ -207,13 +121,9 @@ def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  #
         cur = s % 2
         h = hbuf[cur]
         h_new = hbuf[1 - cur]
-        for p in range(lo, hi):
-            ch = p // row_blocks
-            r0 = (p % row_blocks) * rows
-            m = min(B, r0 + rows) - r0
-            u0 = ch * U
-            u1 = min(H, u0 + U)
-            nu = u1 - u0
+        for p in range(lo, hi):   # the product of the piece's rows and units, its r and z
+            ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+            u1 = u0 + nu
             scr = scratch[p]
             _product(hflat, cur * B * H + r0 * H, H, m, wf, ch * 3 * tiles,
                      (3 if reset_after else 2) * tiles, H, 0, H, scr.reshape(-1), G4, K_BLOCK)
@@ -224,28 +134,24 @@ def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  #
                 r, z, n, hn_lin = row[:nu], row[U:U + nu], row[2 * U:2 * U + nu], row[3 * U:3 * U + nu]
                 h_old = h[b, u0:u1]
                 valid = t < lengths[b]
-                _sigmoid_of_sum(g[u0:u1], r, b_r[u0:u1])
-                _sigmoid_of_sum(g[H + u0:H + u1], z, b_z[u0:u1])
+                sigmoid_of_sum(g[u0:u1], r, b_r[u0:u1])
+                sigmoid_of_sum(g[H + u0:H + u1], z, b_z[u0:u1])
                 if reset_after:
                     if valid:
-                        _add_into(n, b_n[u0:u1])    # n holds hn_lin = h W_hn^T + b_hn
-                        if keep:
-                            _copy(n, hn_lin)
-                        _candidate(g[2 * H + u0:2 * H + u1], r, n)
-                        _mix(z, n, h_old, h_new[b, u0:u1])
-                    _finish_row(t, b, u0, valid, keep, H, r, z, n, hn_lin, h_old, h_new, out,
-                                h_prev, gates, aux)
+                        add_into(n, b_n[u0:u1])    # n holds hn_lin = h W_hn^T + b_hn
+                        if need_cache:
+                            copy(n, hn_lin)
+                        candidate_mix(g[2 * H + u0:2 * H + u1], r, n, z, h_old, h_new[b, u0:u1],
+                                      out[t, b, u0:u1])
+                    finish_row(t, b, u0, valid, need_cache, H, r, z, n, hn_lin, h_old, h_new,
+                               out, h_prev, gates, aux)
                 else:
-                    _product_of(r, h_old, rh[b, u0:u1])
+                    product_of(r, h_old, rh[b, u0:u1])
         if not reset_after:
             barrier(sync, nthreads)    # the n product needs all of r * h
             for p in range(lo, hi):
-                ch = p // row_blocks
-                r0 = (p % row_blocks) * rows
-                m = min(B, r0 + rows) - r0
-                u0 = ch * U
-                u1 = min(H, u0 + U)
-                nu = u1 - u0
+                ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+                u1 = u0 + nu
                 scr = scratch[p]
                 _product(rhf, r0 * H, H, m, wf, ch * 3 * tiles + 2 * tiles, tiles, H, 0, H,
                          scr.reshape(-1)[2 * U:], G4, K_BLOCK)
@@ -257,40 +163,11 @@ def _forward_team(xg, wf, b_hh, lengths, reverse, reset_after, keep, rows, U,  #
                     h_old = h[b, u0:u1]
                     valid = t < lengths[b]
                     if valid:
-                        _tanh_of_sum(g[2 * H + u0:2 * H + u1], n, b_n[u0:u1])
-                        _mix(z, n, h_old, h_new[b, u0:u1])
-                    _finish_row(t, b, u0, valid, keep, H, r, z, n, rh[b, u0:u1], h_old, h_new,
-                                out, h_prev, gates, aux)
+                        tanh_mix(g[2 * H + u0:2 * H + u1], n, b_n[u0:u1], z, h_old,
+                                 h_new[b, u0:u1], out[t, b, u0:u1])
+                    finish_row(t, b, u0, valid, need_cache, H, r, z, n, rh[b, u0:u1], h_old,
+                               h_new, out, h_prev, gates, aux)
         barrier(sync, nthreads)
-
-
-@njit(**_JIT)
-def _grad_gates(dh, d_out, r, z, n, h_prev, dh_t, dh_dir, dr, dz, dn):
-    """One row's units: dh_t = dh + d_out, the z and n pre-activation gradients, and
-    the direct part of dh_{t-1} (dh_t * z); dr gets the gradient at r (before its
-    sigmoid's derivative, which the caller applies)."""
-    one = like(dh, 1.0)
-    _sum_of(dh, d_out, dh_t)
-    for j in range(dn.shape[0]):
-        dn[j] = dh_t[j] * (one - z[j]) * (one - n[j] * n[j])
-    for j in range(dz.shape[0]):
-        dz[j] = dh_t[j] * (h_prev[j] - n[j]) * z[j] * (one - z[j])
-    _product_of(dh_t, z, dh_dir)
-
-
-@njit(**_JIT)
-def _grad_r(a, b, r, dr):
-    """dr := a * b * r * (1 - r), the gradient at r's pre-activation."""
-    one = like(dr, 1.0)
-    for j in range(dr.shape[0]):
-        dr[j] = a[j] * b[j] * r[j] * (one - r[j])
-
-
-@njit(**_JIT)
-def _add_product(dst, a, b):
-    """dst := dst + a * b, in place."""
-    for j in range(dst.shape[0]):
-        dst[j] = dst[j] + a[j] * b[j]
 
 
 @njit(**_JIT)
@@ -309,7 +186,7 @@ def _backward_team(d_out, wb, lengths, reverse, reset_after, rows, U,  # IN
     NR = nr_of(gates.itemsize)
     chunks = (H + U - 1) // U
     row_blocks = (B + rows - 1) // rows
-    lo, hi = _span(chunks * row_blocks, tid, nthreads)
+    lo, hi = span(chunks * row_blocks, tid, nthreads)
     tiles = U // NR
     W2 = scratch.shape[2]
     d_ihf = d_ih.reshape(-1)
@@ -317,46 +194,39 @@ def _backward_team(d_out, wb, lengths, reverse, reset_after, rows, U,  # IN
     for s in range(T):
         t = s if reverse else T - 1 - s
         for p in range(lo, hi):   # the gate gradients of this piece's units
-            ch = p // row_blocks
-            r0 = (p % row_blocks) * rows
-            m = min(B, r0 + rows) - r0
-            u0 = ch * U
-            u1 = min(H, u0 + U)
-            nu = u1 - u0
+            ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+            u1 = u0 + nu
             scr = scratch[p]
-            for b in range(r0, r0 + m):
+            for i in range(m):
+                b = r0 + i
                 gi = d_ih[t, b]
                 gh = d_hh[t, b]
+                dr, dz, dn = gi[u0:u1], gi[H + u0:H + u1], gi[2 * H + u0:2 * H + u1]
                 if t < lengths[b]:
                     g = gates[t, b]
                     r = g[u0:u1]
-                    dr, dz, dn = gi[u0:u1], gi[H + u0:H + u1], gi[2 * H + u0:2 * H + u1]
-                    _grad_gates(dh[b, u0:u1], d_out[t, b, u0:u1], r, g[H + u0:H + u1],
-                                g[2 * H + u0:2 * H + u1], h_prev[t, b, u0:u1],
-                                scr[b - r0, U:U + nu], dh_dir[b, u0:u1], dr, dz, dn)
+                    grad_gates(dh[b, u0:u1], d_out[t, b, u0:u1], g[H + u0:H + u1],
+                               g[2 * H + u0:2 * H + u1], h_prev[t, b, u0:u1],
+                               scr[i, U:U + nu], dh_dir[b, u0:u1], dz, dn)
                     if reset_after:
-                        _grad_r(dn, aux[t, b, u0:u1], r, dr)
-                        _copy(dr, gh[u0:u1])
-                        _copy(dz, gh[H + u0:H + u1])
-                        _product_of(dn, r, gh[2 * H + u0:2 * H + u1])
+                        grad_r(dn, aux[t, b, u0:u1], r, dr)
+                        copy(dr, gh[u0:u1])
+                        copy(dz, gh[H + u0:H + u1])
+                        product_of(dn, r, gh[2 * H + u0:2 * H + u1])
                 else:
-                    _copy(dh[b, u0:u1], dh_dir[b, u0:u1])
-                    _zero(gi[u0:u1])
-                    _zero(gi[H + u0:H + u1])
-                    _zero(gi[2 * H + u0:2 * H + u1])
+                    copy(dh[b, u0:u1], dh_dir[b, u0:u1])
+                    zero(dr)
+                    zero(dz)
+                    zero(dn)
                     if reset_after:
-                        _zero(gh[u0:u1])
-                        _zero(gh[H + u0:H + u1])
-                        _zero(gh[2 * H + u0:2 * H + u1])
+                        zero(gh[u0:u1])
+                        zero(gh[H + u0:H + u1])
+                        zero(gh[2 * H + u0:2 * H + u1])
         barrier(sync, nthreads)
         if not reset_after:   # r's gradient needs drh = dn_pre W_hn over all units
             for p in range(lo, hi):
-                ch = p // row_blocks
-                r0 = (p % row_blocks) * rows
-                m = min(B, r0 + rows) - r0
-                u0 = ch * U
-                u1 = min(H, u0 + U)
-                nu = u1 - u0
+                ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+                u1 = u0 + nu
                 scr = scratch[p]
                 # rows 2H..3H of each packed tile: the n gate's
                 _product(d_ihf, (t * B + r0) * G + 2 * H, G, m, wb, ch * tiles, tiles,
@@ -366,16 +236,12 @@ def _backward_team(d_out, wb, lengths, reverse, reset_after, rows, U,  # IN
                     if t < lengths[b]:
                         drh = scr[i, :nu]
                         r = gates[t, b, u0:u1]
-                        _grad_r(drh, h_prev[t, b, u0:u1], r, d_ih[t, b, u0:u1])
-                        _add_product(dh_dir[b, u0:u1], drh, r)
+                        grad_r(drh, h_prev[t, b, u0:u1], r, d_ih[t, b, u0:u1])
+                        add_product(dh_dir[b, u0:u1], drh, r)
             barrier(sync, nthreads)
         for p in range(lo, hi):   # dh for this piece's units: direct + d W_hh
-            ch = p // row_blocks
-            r0 = (p % row_blocks) * rows
-            m = min(B, r0 + rows) - r0
-            u0 = ch * U
-            u1 = min(H, u0 + U)
-            nu = u1 - u0
+            ch, r0, m, u0, nu = piece(p, row_blocks, rows, U, B, H)
+            u1 = u0 + nu
             scr = scratch[p]
             K = G if reset_after else 2 * H
             _product(d_hhf, (t * B + r0) * G, G, m, wb, ch * tiles, tiles, G, 0, K,
@@ -383,9 +249,9 @@ def _backward_team(d_out, wb, lengths, reverse, reset_after, rows, U,  # IN
             for i in range(m):
                 b = r0 + i
                 if t < lengths[b]:
-                    _sum_of(dh_dir[b, u0:u1], scr[i, :nu], dh[b, u0:u1])
+                    sum_of(dh_dir[b, u0:u1], scr[i, :nu], dh[b, u0:u1])
                 else:
-                    _copy(dh_dir[b, u0:u1], dh[b, u0:u1])
+                    copy(dh_dir[b, u0:u1], dh[b, u0:u1])
 
 
 @njit(**_JIT)
@@ -400,7 +266,7 @@ def _dx_team(d_ih, wp, dx, scratch, tid, nthreads, sync):
     scr = scratch[tid]
     sf = scr.reshape(-1)
     pieces = (N + PROJECT_ROWS - 1) // PROJECT_ROWS
-    lo, hi = _span(pieces, tid, nthreads)
+    lo, hi = span(pieces, tid, nthreads)
     for p in range(lo, hi):
         r0 = p * PROJECT_ROWS
         m = min(N, r0 + PROJECT_ROWS) - r0
@@ -424,7 +290,7 @@ def _sums_team(d, xp, xp_n, n_split, chunk, part, tile_buf, tid, nthreads, sync)
     Ip = tiles * NR
     df = d.reshape(-1)
     groups = (G + 3) // 4
-    lo, hi = _span(groups, tid, nthreads)
+    lo, hi = span(groups, tid, nthreads)
     buf = tile_buf[tid]
     bf = buf.reshape(-1)
     sums = np.zeros(4 * SUM_GROUPS)   # float64 bias sums of one block of gate rows

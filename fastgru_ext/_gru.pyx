@@ -23,11 +23,13 @@ All products are ``tile_f32`` / ``tile_f64`` (``_product.h``, in the variant for
 the instruction set chosen by ``use_isa``): one multiply-add chain per output
 element, as in the Numba twin, so that no result depends on the thread count or on
 the batch around a row, and the two backends give the same bits where both fuse
-(or both do not fuse) multiply and add. The gate math uses ``_math.pxd``, the same functions as
-``fastgru.backends._numba_math``, in the same order of operations.
+(or both do not fuse) multiply and add. The row kernels (the pieces, the gate math) are
+``_rows.pxd``, the twin of ``fastgru.backends._numba_rows``, on the exp, sigmoid and tanh
+of ``_math.pxd``, the twin of ``fastgru.backends._numba_math``: the same functions in the
+same order of operations.
 
-Each kernel checks its call before it starts (a wrong call raises, it does not
-crash): a wrong dtype, a non-contiguous or read-only output or None raises when the
+Each kernel checks its call before it starts (``_checks.pxd``; a wrong call raises, it
+does not crash): a wrong dtype, a non-contiguous or read-only output or None raises when the
 arguments are converted; then a few integer comparisons check that every array has
 the shape the kernel's loops assume, derived from the others, that the lengths are
 in [0, T], the team's tid, nthreads and sync, and the plan's rows and U, so that no

@@ -7,8 +7,9 @@ plain Python threads, no Numba threading layer, no OpenMP, no BLAS):
 * the input projection ``x W_ih^T + b_ih`` for all steps, cut by rows;
 * the recurrence, each step cut into pieces (row block x unit chunk, see
   ``_layout``) that a thread computes start to end: the product of its rows of
-  h with its chunk's packed W_hh^T columns, then the gate math of its units; one
-  barrier per step (two for reset="before", which needs all of r * h first);
+  h with its chunk's packed W_hh^T columns, then the gate math of its units
+  (``_numba_rows``, mirrored by ``fastgru_ext/_rows.pxd``); one barrier per step
+  (two for reset="before", which needs all of r * h first);
 * backward: the same pieces through time in reverse (one barrier per step for
   reset="after", two for "before");
 * dx and the weight gradients, cut by rows of dx and by gate rows of the sums.

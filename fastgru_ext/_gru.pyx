@@ -135,31 +135,35 @@ cdef void _product(const floating *a, Py_ssize_t a_off, Py_ssize_t lda, Py_ssize
     """c[i, j*NR + l] = sum_k a[a_off + i*lda + k] w[w_tile + j, k_first + k, l] for
     i < m, j < n_tiles and k < K; w is packed tile-major (tiles, K_all, NR); c is
     (m, >= n_tiles*NR) flat with row stride ldc. K is cut into blocks of k_block that
-    continue the same chains; one or two rows take several tiles at once."""
+    continue the same chains; each call of _tile takes 1 or tiles_at_once(mr) tiles."""
     cdef Py_ssize_t NR = _nr(c)
     cdef Py_ssize_t step = K_all * NR
-    cdef Py_ssize_t k0 = 0, kn, j, i, t, nt, w_base
+    cdef Py_ssize_t k0 = 0, kn, j, i, t, nt, w_base, full, r
     cdef Py_ssize_t k_end = K if K > 1 else 1
     if k_block <= 0:
         k_block = k_end
     while k0 < k_end:
         kn = (K if K < k0 + k_block else k0 + k_block) - k0
         w_base = (w_tile * K_all + k_first + k0) * NR
-        if m <= 2:
-            nt = tiles_at_once(m)
-            j = 0
-            while j < n_tiles:
-                t = nt if j + nt <= n_tiles else 1
-                _tile(m, t, a, a_off + k0, lda, 1, w, w_base + j * step, NR, step,
-                      c, j * NR, ldc, kn, k0 > 0)
-                j += t
-        else:
-            for j in range(n_tiles):
-                i = 0
-                while i < m:
-                    _tile(4 if m - i > 4 else m - i, 1, a, a_off + i * lda + k0, lda, 1, w,
-                          w_base + j * step, NR, step, c, i * ldc + j * NR, ldc, kn, k0 > 0)
-                    i += 4
+        full = m - m % 4 if m > 4 else 0   # rows in blocks of 4, each block over the
+        nt = tiles_at_once(4)               # same few tiles of w while they are hot
+        j = 0
+        while j < n_tiles:
+            t = nt if j + nt <= n_tiles else 1
+            i = 0
+            while i < full:
+                _tile(4, t, a, a_off + i * lda + k0, lda, 1, w, w_base + j * step, NR, step,
+                      c, i * ldc + j * NR, ldc, kn, k0 > 0)
+                i += 4
+            j += t
+        r = m - full                        # the last 1..4 rows: more tiles at once if few
+        nt = tiles_at_once(r)
+        j = 0
+        while j < n_tiles and r > 0:
+            t = nt if j + nt <= n_tiles else 1
+            _tile(r, t, a, a_off + full * lda + k0, lda, 1, w, w_base + j * step, NR, step,
+                  c, full * ldc + j * NR, ldc, kn, k0 > 0)
+            j += t
         k0 += k_block
 
 

@@ -10,8 +10,8 @@
  *
  *   c[c_off + i*ldc + j] = sum_k a[a_off + i*sa_r + k*sa_k] * w[w_off + k*ldw + j]
  *   for i < mr (1..4) and j < NR (16 floats or 8 doubles: one 64-byte line); for nt
- *   tiles side by side, the tiles of w are w_step elements apart (one or two rows take
- *   4 or 2 tiles at once).
+ *   tiles side by side, the tiles of w are w_step elements apart (nt is 1 or
+ *   tiles_at_once(mr): 8, 4, 2, 2 tiles for 1..4 rows with AVX-512, else 4, 2, 1, 1).
  *
  * Each output element is one chain over k = 0 .. K-1, starting from zero, or
  * (cont) from the tile's current value, so that a product cut into K blocks gives
@@ -164,10 +164,16 @@ static inline int fg_use_isa(int isa)
 
 static inline int fg_isa(void) { return fg_isa_in_use; }
 
-/* How many tiles side by side the kernel for mr rows takes at once: 8 vector
- * accumulators or more (AVX2), so that the two FMA pipes (4 cycles of latency each)
- * are kept busy even for one or two rows. */
-static inline int64_t tiles_at_once(int64_t mr) { return mr == 1 ? 4 : (mr == 2 ? 2 : 1); }
+/* How many tiles side by side the kernel in use takes at once for mr rows (its
+ * FG_AT_ONCE): 8 vector accumulators or more where the rows allow, so that two FMA
+ * pipes (4 cycles of latency each) are kept busy even for one or two rows. The same
+ * numbers as tiles_at_once in fastgru/backends/_numba_product.py. */
+static inline int64_t tiles_at_once(int64_t mr)
+{
+    if (fg_isa_in_use == FG_ISA_AVX512)   /* one 512-bit vector a tile row */
+        return mr == 1 ? 8 : (mr == 2 ? 4 : 2);
+    return mr == 1 ? 4 : (mr == 2 ? 2 : 1);
+}
 
 static inline void tile_f32(FG_TILE_ARGS(float))
 {

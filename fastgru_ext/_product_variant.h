@@ -14,6 +14,7 @@
 #define FG_V32 __m512
 #define FG_V64 __m512d
 #define FG_VPT 1                       /* vectors per 64-byte tile */
+#define FG_AT_ONCE(mr) ((mr) == 1 ? 8 : ((mr) == 2 ? 4 : 2))   /* tiles at once: 8 accumulators */
 #define FG_LOAD32 _mm512_loadu_ps
 #define FG_STORE32 _mm512_storeu_ps
 #define FG_SET1_32 _mm512_set1_ps
@@ -40,6 +41,10 @@
 #define FG_FMADD64 _mm256_fmadd_pd
 #endif
 
+#if FG_VECTOR != 512   /* AVX2 and the scalar kernels */
+#define FG_AT_ONCE(mr) ((mr) == 1 ? 4 : ((mr) == 2 ? 2 : 1))
+#endif
+
 #if FG_VECTOR
 
 /* The body of one vector tile kernel, for a vector type V with L lanes:
@@ -47,7 +52,7 @@
  * load into each of the mr fused multiply-adds that use it (mr loads instead of one),
  * and the loop becomes load-bound (measured 1.8x slower than the Numba twin). */
 #define FG_VECTOR_TILE(V, L, LOAD, STORE, SET1, ZERO, FMADD)                               \
-    V acc[4][4 * FG_VPT], wv[4 * FG_VPT];                                                 \
+    V acc[4][8], wv[8];                                                                   \
     const int nv = FG_VPT * nt;                                                           \
     int i, v;                                                                             \
     int64_t k;                                                                            \
@@ -140,24 +145,27 @@ FG_INLINE FG_TARGET void FG_VARIANT(tile_f64_m)(
 
 #endif
 
-/* mr in 1..4 (more is taken as 4), nt either tiles_at_once(mr) or 1. Each case calls
- * the inlined kernel with constants, so its accumulators stay in registers. */
+/* mr in 1..4 (more is taken as 4), nt either FG_AT_ONCE(mr) or 1 (tiles_at_once in
+ * _product.h gives the variant's FG_AT_ONCE). Each case calls the inlined kernel with
+ * constants, so its accumulators stay in registers. */
+#define FG_TILE_CASE(M, R)                                                                \
+    if (nt > 1)                                                                           \
+        M(R, FG_AT_ONCE(R), a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);              \
+    else                                                                                  \
+        M(R, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
 #define FG_TILE_CASES(M)                                                                  \
     a += a_off;                                                                           \
     w += w_off;                                                                           \
     c += c_off;                                                                           \
-    if (mr >= 4)                                                                          \
-        M(4, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);                          \
-    else if (mr == 3)                                                                     \
-        M(3, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);                          \
-    else if (mr == 2 && nt == 2)                                                          \
-        M(2, 2, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);                          \
-    else if (mr == 2)                                                                     \
-        M(2, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);                          \
-    else if (nt == 4)                                                                     \
-        M(1, 4, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);                          \
-    else                                                                                  \
-        M(1, 1, a, sa_r, sa_k, w, ldw, w_step, c, ldc, K, cont);
+    if (mr >= 4) {                                                                        \
+        FG_TILE_CASE(M, 4)                                                                \
+    } else if (mr == 3) {                                                                 \
+        FG_TILE_CASE(M, 3)                                                                \
+    } else if (mr == 2) {                                                                 \
+        FG_TILE_CASE(M, 2)                                                                \
+    } else {                                                                              \
+        FG_TILE_CASE(M, 1)                                                                \
+    }
 
 static FG_TARGET void FG_VARIANT(tile_f32)(FG_TILE_ARGS(float))
 {
@@ -170,3 +178,5 @@ static FG_TARGET void FG_VARIANT(tile_f64)(FG_TILE_ARGS(double))
 }
 
 #undef FG_TILE_CASES
+#undef FG_TILE_CASE
+#undef FG_AT_ONCE

@@ -7,6 +7,8 @@ import pytest
 import fastgru
 from fastgru.backends import _layout, partition
 
+from helpers import assert_close
+
 pytestmark = pytest.mark.quick   # in the subset CI runs on the sdist and the baseline kernels
 
 
@@ -126,3 +128,25 @@ def test_padding_never_reaches_a_result(backend, rng, reset):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(dirty[1], clean[1])                 # h_n
     np.testing.assert_array_equal(dirty[2][:4], clean[2][:4])         # dx inside the lengths
+
+
+@pytest.mark.parametrize("I", [3, 300])   # 300 > K_BLOCK: each chain continued over K blocks
+def test_product_tiles_cover_every_row_and_tile_count(backend, dtype, rng, I):
+    """The product kernels take rows in blocks of 4 and the last 1 to 4 rows apart, and
+    several tiles at once (how many depends on the rows and the vector width) with single
+    tiles for what is left: at every row count 1..9 and every tile count 1..17 the products
+    meet the contract, and each row has the same bits whatever rows come with it."""
+    if backend == "numpy":
+        pytest.skip("the NumPy reference is what the kernels are checked against")
+    nr = _layout.nr_of(dtype)
+    x = rng.standard_normal((9, I)).astype(dtype)
+    for n_tiles in range(1, 18):
+        lin = fastgru.nn.Linear(I, n_tiles * nr - n_tiles % 3, dtype=dtype, seed=n_tiles)
+        full = lin(x)
+        with fastgru.backend("numpy"):
+            assert_close(full, lin(x), dtype, f"{n_tiles} tiles")
+        for n in range(1, 9):
+            np.testing.assert_array_equal(lin(x[:n]), full[:n],
+                                          err_msg=f"{n} rows, {n_tiles} tiles")
+            np.testing.assert_array_equal(lin(x[n:n + 1]), full[n:n + 1],
+                                          err_msg=f"row {n} alone, {n_tiles} tiles")

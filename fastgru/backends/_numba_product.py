@@ -8,8 +8,10 @@ ldc, K, cont)``, for one tile (nt = 1):
     c[c_off + i*ldc + j] = sum_k a[a_off + i*sa_r + k*sa_k] * w[w_off + k*ldw + j]
     for i < mr (1..4) and j < NR (16 float32 or 8 float64 columns, one 64-byte line)
 
-and for nt tiles side by side, the tiles of w w_step elements apart (one or two rows
-take 4 or 2 tiles at once: 8 accumulators keep both FMA pipes busy).
+and for nt tiles side by side, the tiles of w w_step elements apart: nt is 1 or
+tiles_at_once(mr), chosen so that 8 vector accumulators keep two FMA pipes busy
+(a tile row is one 512-bit vector with AVX-512, else two 256-bit ones: 1, 2, 3 and
+4 rows take 8, 4, 2, 2 tiles at once, or 4, 2, 1, 1).
 
 Each output element is one chain of fused multiply-adds over k = 0 .. K-1 from
 zero, whatever mr, the tile's place or the caller's partition: so a row's result
@@ -26,8 +28,13 @@ from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
-HAS_FMA = "+fma" in llb.get_host_cpu_features().flatten().split(",")
+_FEATURES = llb.get_host_cpu_features().flatten().split(",")
+HAS_FMA = "+fma" in _FEATURES
 _LINE = 64   # bytes of one tile row: NR = 64 / itemsize
+# vectors per tile row: one 512-bit vector where the host has AVX-512F (as the C
+# extension's AVX-512 kernels), else two 256-bit ones. The lanes are independent
+# chains, so the bits are the same either way.
+_VPT = 1 if "+avx512f" in _FEATURES else 2
 
 
 @njit(inline="always")
@@ -37,7 +44,7 @@ def nr_of(itemsize):
 
 
 def _make_tile(mr, nt):
-    """The intrinsic for mr rows and nt tiles side by side (2 * nt vectors a row)."""
+    """The intrinsic for mr rows and nt tiles side by side (_VPT * nt vectors a row)."""
     @intrinsic
     def tile(typingctx, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont):
         for arr in (a, w, c):
@@ -53,8 +60,8 @@ def _make_tile(mr, nt):
              k_v, cont_v) = args
             ety = context.get_value_type(a.dtype)
             size = a.dtype.bitwidth // 8
-            vl = _LINE // size // 2           # two vectors per tile row
-            nv = 2 * nt                       # vectors per row of the product
+            vl = _LINE // size // _VPT        # lanes of one vector
+            nv = _VPT * nt                    # vectors per row of the product
             vty = ir.VectorType(ety, vl)
             i64 = ir.IntType(64)
             i32 = ir.IntType(32)
@@ -78,9 +85,10 @@ def _make_tile(mr, nt):
 
             zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * vl)
             mask = ir.Constant(ir.VectorType(i32, vl), [0] * vl)
-            # vector v of a row: tile v // 2, half v % 2; in w, tiles are w_step apart,
-            # in c side by side
-            w_parts = [builder.add(builder.mul(const(v // 2), w_step_v), const((v % 2) * vl))
+            # vector v of a row: tile v // _VPT, part v % _VPT; in w, tiles are w_step
+            # apart, in c side by side
+            w_parts = [builder.add(builder.mul(const(v // _VPT), w_step_v),
+                                   const((v % _VPT) * vl))
                        for v in range(nv)]
             c_rows = [builder.add(c_off_v, builder.mul(const(i), ldc_v)) for i in range(mr)]
             c_ptrs = [[vptr(c_ptr, builder.add(c_rows[i], const(v * vl))) for v in range(nv)]
@@ -155,16 +163,18 @@ def _make_tile(mr, nt):
     return tile
 
 
-# (rows, tiles at once): 8 vector accumulators or more, so that the two FMA pipes
-# (4 cycles of latency each) are kept busy even for one or two rows
-_t1x4, _t2x2, _t3x1, _t4x1 = (_make_tile(m, t) for m, t in ((1, 4), (2, 2), (3, 1), (4, 1)))
-_t1x1, _t2x1 = _make_tile(1, 1), _make_tile(2, 1)
+# tiles side by side for 1, 2, 3 and 4 rows: 8 vector accumulators or more where
+# the rows allow, so that two FMA pipes (4 cycles of latency each) are kept busy
+_AT_ONCE = (8, 4, 2, 2) if _VPT == 1 else (4, 2, 1, 1)
+_t1n, _t2n, _t3n, _t4n = (_make_tile(m, _AT_ONCE[m - 1]) for m in (1, 2, 3, 4))
+_t1x1, _t2x1, _t3x1, _t4x1 = (_make_tile(m, 1) for m in (1, 2, 3, 4))
+_N1, _N2, _N3, _N4 = _AT_ONCE
 
 
 @njit(inline="always")
 def tiles_at_once(mr):
     """How many tiles side by side the kernel for mr rows takes at once."""
-    return 4 if mr == 1 else (2 if mr == 2 else 1)
+    return _N1 if mr == 1 else (_N2 if mr == 2 else (_N3 if mr == 3 else _N4))
 
 
 @njit(inline="always")
@@ -175,15 +185,21 @@ def tile(mr, nt, a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, 
     block's values instead of zero: a product cut into K blocks, each continuing
     the last, gives the same bits as one."""
     if mr >= 4:
-        _t4x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
+        if nt > 1:
+            _t4n(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
+        else:
+            _t4x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
     elif mr == 3:
-        _t3x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
+        if nt > 1:
+            _t3n(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
+        else:
+            _t3x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
     elif mr == 2:
-        if nt == 2:
-            _t2x2(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
+        if nt > 1:
+            _t2n(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
         else:
             _t2x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
-    elif nt == 4:
-        _t1x4(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
+    elif nt > 1:
+        _t1n(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)
     else:
         _t1x1(a, a_off, sa_r, sa_k, w, w_off, ldw, w_step, c, c_off, ldc, K, cont)

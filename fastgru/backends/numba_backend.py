@@ -52,26 +52,30 @@ def _product(a, a_off, lda, m, w, w_tile, n_tiles, K_all, k_first, K, c, ldc, k_
     """c[i, j*NR + l] = sum_k a[a_off + i*lda + k] w[w_tile + j, k_first + k, l] for
     i < m, j < n_tiles and k < K; w is packed tile-major (tiles, K_all, NR); c is
     (m, >= n_tiles*NR) flat with row stride ldc. K is cut into blocks of k_block that
-    continue the same chains; one or two rows take several tiles at once."""
+    continue the same chains; each call of tile takes 1 or tiles_at_once(mr) tiles."""
     NR = nr_of(a.itemsize)
     wf = w.reshape(-1)
     step = K_all * NR
     for k0 in range(0, max(K, 1), k_block):
         kn = min(K, k0 + k_block) - k0
         w_base = (w_tile * K_all + k_first + k0) * NR
-        if m <= 2:
-            nt = tiles_at_once(m)
-            j = 0
-            while j < n_tiles:
-                t = nt if j + nt <= n_tiles else 1
-                tile(m, t, a, a_off + k0, lda, 1, wf, w_base + j * step, NR, step,
-                     c, j * NR, ldc, kn, k0 > 0)
-                j += t
-        else:
-            for j in range(n_tiles):
-                for i in range(0, m, 4):
-                    tile(min(4, m - i), 1, a, a_off + i * lda + k0, lda, 1, wf,
-                         w_base + j * step, NR, step, c, i * ldc + j * NR, ldc, kn, k0 > 0)
+        full = m - m % 4 if m > 4 else 0   # rows in blocks of 4, each block over the
+        nt = tiles_at_once(4)               # same few tiles of w while they are hot
+        j = 0
+        while j < n_tiles:
+            t = nt if j + nt <= n_tiles else 1
+            for i in range(0, full, 4):
+                tile(4, t, a, a_off + i * lda + k0, lda, 1, wf, w_base + j * step, NR, step,
+                     c, i * ldc + j * NR, ldc, kn, k0 > 0)
+            j += t
+        r = m - full                        # the last 1..4 rows: more tiles at once if few
+        nt = tiles_at_once(r)
+        j = 0
+        while j < n_tiles and r > 0:
+            t = nt if j + nt <= n_tiles else 1
+            tile(r, t, a, a_off + full * lda + k0, lda, 1, wf, w_base + j * step, NR, step,
+                 c, full * ldc + j * NR, ldc, kn, k0 > 0)
+            j += t
 
 
 @njit(**_JIT)

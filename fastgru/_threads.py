@@ -29,7 +29,7 @@ import threading
 
 import numpy as np
 
-from ._scoped import scoped, thread_local
+from ._scoped import scoped
 from .backends._layout import PIECE_FLOPS
 
 
@@ -45,7 +45,7 @@ def _default_threads():
 
 
 _process_threads = None     # set_num_threads's value; None: the default
-_local = thread_local("n")  # threads(n) of the calling thread
+_local = threading.local()  # threads(n) of the calling thread
 
 
 def _check_count(n):
@@ -68,7 +68,7 @@ def set_num_threads(n: int | None) -> int:
 
 def get_num_threads() -> int:
     """The number of threads a fastgru call from this thread may use now."""
-    local = _local.n
+    local = getattr(_local, "n", None)
     if local is not None:
         return local
     return _process_threads if _process_threads is not None else _default_threads()

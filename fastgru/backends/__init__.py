@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import threading
 from types import ModuleType
 
-from .._scoped import scoped, thread_local
+from .._scoped import scoped
 from .._warn import warn
 from ._layout import partition  # noqa: F401  (documented internal: how a step is cut)
 
@@ -29,7 +30,7 @@ _HOW_TO_GET = {
 _loaded: dict[str, ModuleType] = {}
 _failures: dict[str, ImportError] = {}
 _current: str | None = None  # the process-wide choice (set_backend, FASTGRU_BACKEND)
-_local = thread_local("name")   # .name: a `with backend(...)` block's choice, per thread
+_local = threading.local()   # .name: a `with backend(...)` block's choice, per thread
 
 
 class BackendUnavailable(ImportError):
@@ -95,7 +96,7 @@ def get_backend() -> str:
     """The name of the backend in use in this thread: the innermost ``with backend(...)``
     block's, else set_backend's choice, else FASTGRU_BACKEND, else auto."""
     global _current
-    name = _local.name
+    name = getattr(_local, "name", None)
     if name is not None:
         return name
     if _current is None:
@@ -126,7 +127,7 @@ def backend(name: str) -> contextlib.AbstractContextManager[str]:
 
 def current() -> ModuleType:
     """The module of the backend in use (called per GRUCell step: keep it cheap)."""
-    name = _local.name or _current
+    name = getattr(_local, "name", None) or _current
     if name is not None:   # set only to a backend that loaded
         return _loaded[name]
     return load(get_backend())
